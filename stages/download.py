@@ -1,0 +1,46 @@
+"""Stage `download`: make the LJSpeech-layout corpus `--out` from `data.corpus`.
+
+`builtin` synthesizes prompts with eSpeak NG (offline, byte-identical for the same params);
+`ljspeech` fetches the LJSpeech 1.1 archive (resumable, verified, kept in
+`data.ljspeech.download_dir` and never fetched twice) and stream-extracts it; any other
+value is a folder in LJSpeech layout, copied. Relative paths are taken from the repo root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tts import corpus
+from tts.config import ConfigError, DataConfig, load_params
+
+
+def run(data: DataConfig, out: Path, root: Path | None = None) -> dict:
+    """Build `out`; returns a summary (corpus kind, utterance count)."""
+    source = corpus.resolve_source(data.corpus, root)
+    if source == "builtin":
+        return corpus.synthesize_builtin(data.builtin, out)
+    if source == "ljspeech":
+        lj = data.ljspeech
+        archive = corpus.repo_path(lj.download_dir, root) / Path(urlparse(lj.url).path).name
+        corpus.fetch_archive(lj.url, archive, lj.size, lj.sha256)
+        return corpus.extract_archive(archive, out)
+    return corpus.copy_folder(source, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="corpus folder to write")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    try:
+        summary = run(load_params(args.params).data, args.out)
+    except (corpus.CorpusError, corpus.DownloadError, ConfigError) as exc:
+        raise SystemExit(f"download: {exc}") from exc
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

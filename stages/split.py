@@ -1,0 +1,39 @@
+"""Stage `split`: check every utterance of `--corpus` and write train/val/test lists.
+
+Utterances with missing, unreadable, empty or silent audio, empty or unspeakable text, or a
+duration / phoneme count outside `split.*` go to `dropped.tsv` with the reason. The rest are
+ranked by a hash of (`split.seed`, id): the same corpus gives the same split whatever order
+its files are listed in. `report.json` has the counts, drops by reason and hours per split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tts import corpus
+from tts.config import ConfigError, SplitConfig, load_params
+
+
+def run(cfg: SplitConfig, corpus_dir: Path, out: Path, sample_rate: int) -> dict:
+    """Write `out`/{train,val,test,dropped}.tsv and report.json; returns the report."""
+    return corpus.split_corpus(corpus_dir, out, cfg, sample_rate)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="LJSpeech-layout corpus")
+    parser.add_argument("--out", type=Path, required=True, help="split folder to write")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    try:
+        params = load_params(args.params)
+        report = run(params.split, args.corpus, args.out, params.audio.sample_rate)
+    except (corpus.CorpusError, ConfigError) as exc:
+        raise SystemExit(f"split: {exc}") from exc
+    print(json.dumps({k: report[k] for k in ("counts", "hours", "dropped_by_reason")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Checkpoints: atomic writes, resume discovery, and models rebuilt from a file alone.
+
+A checkpoint is a dict with `model_name`, `config` (the model config dataclass as a dict),
+`config_hash`, `step`, `state_dict`, and, for resume checkpoints, `optimizer`,
+`scheduler` and `rng` state. `load_model(path)` needs nothing but the file: the registry
+maps `model_name` to its config class and network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file and what to do."""
+
+
+def save_atomic(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temp file in the same directory, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def checkpoint_path(directory: str | Path, step: int) -> Path:
+    return Path(directory) / f"step-{step:08d}.pt"
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Resume checkpoints in `directory`, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if CHECKPOINT_PATTERN.match(p.name)]
+    return sorted(found, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
+
+
+def read(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; build it with `dvc repro`")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated or foreign file
+        raise CheckpointError(f"checkpoint {path} is unreadable ({exc}); delete it and "
+                              f"re-run the stage that writes it") from exc
+
+
+def model_payload(model_name: str, cfg: Any, model: torch.nn.Module, step: int,
+                  config_hash: str, **extra: Any) -> dict:
+    """What a finished model file holds: enough to rebuild the network alone."""
+    return {"model_name": model_name, "config": dataclasses.asdict(cfg),
+            "config_hash": config_hash, "step": step,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            **extra}
+
+
+def build_from_payload(payload: dict, source: str = "checkpoint"):
+    """(model_name, model, cfg) from a payload produced by `model_payload`."""
+    from models import spec
+
+    try:
+        s = spec(payload["model_name"])
+        cfg = s.config_cls(**payload["config"])
+        model = s.model_cls(cfg)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise CheckpointError(f"{source}: cannot rebuild the model ({exc}); it was written "
+                              f"by an incompatible version: re-run its training stage") from exc
+    model.eval()
+    return payload["model_name"], model, cfg
+
+
+def load_model(path: str | Path):
+    """(model_name, model in eval mode on CPU, cfg) from a model or resume checkpoint."""
+    return build_from_payload(read(path), str(path))
+
+
+def file_hash(path: str | Path) -> str:
+    """sha256 of a file (e.g. a teacher checkpoint recorded in the student's run)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,391 @@
+"""Typed, validated params.
+
+`load_params("params.yaml")` turns the YAML file into frozen dataclasses. Every section is
+checked strictly: an unknown or misspelled key, a wrong type or an impossible value raises
+`ConfigError` naming the dotted key (and the nearest valid key for a typo).
+
+Network sections (`fastspeech2`, `dctts.text2mel`, ...) hold two kinds of keys: overrides
+of the shared training defaults in `model:` (any `TrainConfig` field), and the fields of
+the network's own config dataclass (declared in its `models/` module). Fields that belong
+to the feature contract (`n_mels`, `hop_length`, ...) or to the symbol table
+(`n_symbols`) are filled in here and may not be set in a network's section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A params problem; the message names the dotted key and what to do."""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class BuiltinCorpusConfig:
+    n_utterances: int = 240  # prompts synthesized
+    voice: str = "en-us"  # eSpeak NG voice
+    rate_wpm: int = 160  # mean speaking rate
+    rate_jitter_wpm: int = 12  # uniform +- per utterance
+    pitch: int = 50  # eSpeak pitch, 0..99
+    pitch_jitter: int = 6  # uniform +- per utterance
+    seed: int = 1234
+    sample_rate: int = 22050  # Hz of the written wavs (LJSpeech's); eSpeak output is resampled
+
+    def validate(self, key: str) -> None:
+        _check(self.n_utterances >= 1, f"{key}.n_utterances", "must be at least 1")
+        _check(self.sample_rate > 0, f"{key}.sample_rate", "must be positive")
+        _check(80 <= self.rate_wpm - self.rate_jitter_wpm, f"{key}.rate_wpm",
+               "rate_wpm - rate_jitter_wpm must be at least 80 (eSpeak's minimum)")
+        _check(0 <= self.pitch - self.pitch_jitter and self.pitch + self.pitch_jitter <= 99,
+               f"{key}.pitch", "pitch +- pitch_jitter must stay within 0..99")
+
+
+@dataclass(frozen=True)
+class LJSpeechConfig:
+    url: str = "https://data.keithito.com/data/speech/LJSpeech-1.1.tar.bz2"
+    size: int = 2748572632
+    sha256: str = "be1a30453f28eb8dd26af4101ae40cbf2c50413b1bb21936cbcdc6fae3de8aa5"
+    download_dir: str = "data/downloads"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpus: str = "builtin"  # builtin | ljspeech | a folder in LJSpeech layout
+    builtin: BuiltinCorpusConfig = field(default_factory=BuiltinCorpusConfig)
+    ljspeech: LJSpeechConfig = field(default_factory=LJSpeechConfig)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    seed: int = 1234
+    val_count: int = 8
+    test_count: int = 12
+    min_duration: float = 0.5
+    max_duration: float = 12.0
+    max_phonemes: int = 200
+
+    def validate(self, key: str) -> None:
+        _check(self.val_count >= 1, f"{key}.val_count", "must be at least 1")
+        _check(self.test_count >= 1, f"{key}.test_count", "must be at least 1")
+        _check(0 <= self.min_duration < self.max_duration, f"{key}.min_duration",
+               "must be >= 0 and below split.max_duration")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """The feature contract: one definition of sample rate, STFT and mel."""
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    f0_min: float = 71.0
+    f0_max: float = 800.0
+    log_floor: float = 1e-5
+
+    def validate(self, key: str) -> None:
+        _check(self.sample_rate > 0, f"{key}.sample_rate", "must be positive")
+        _check(0 < self.hop_length <= self.n_fft, f"{key}.hop_length",
+               f"must be in 1..n_fft ({self.n_fft})")
+        _check(0 < self.win_length <= self.n_fft, f"{key}.win_length",
+               f"must be in 1..n_fft ({self.n_fft})")
+        _check(self.n_mels > 0, f"{key}.n_mels", "must be positive")
+        _check(0 <= self.fmin < self.fmax, f"{key}.fmin", "must be >= 0 and below audio.fmax")
+        _check(self.fmax <= self.sample_rate / 2, f"{key}.fmax",
+               f"must not exceed sample_rate / 2 = {self.sample_rate / 2:g}")
+        _check(0 < self.f0_min < self.f0_max < self.sample_rate / 2, f"{key}.f0_min",
+               "need 0 < f0_min < f0_max < sample_rate / 2")
+        _check(0 < self.log_floor < 1, f"{key}.log_floor", "must be in (0, 1)")
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.hop_length / self.sample_rate
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    workers: int = 0  # 0 = all cores
+    shard_size: int = 1000  # utterances per shard
+
+    def validate(self, key: str) -> None:
+        _check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
+        _check(self.shard_size >= 1, f"{key}.shard_size", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The `model:` section: training defaults every network inherits."""
+
+    lr: float = 1e-3
+    batch_size: int = 16
+    steps: int = 300
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max global grad norm; 0 disables
+    precision: Literal["fp32", "bf16"] = "fp32"
+    devices: int = 1  # > 1: torchrun + DDP
+    seed: int = 1234
+    log_every: int = 10
+    val_every: int = 100
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+    val_utterances: int = 4
+    segment_frames: int = 32  # mel frames per random training segment (segment-trained networks)
+
+    def validate(self, key: str) -> None:
+        _check(self.lr > 0, f"{key}.lr", "must be positive")
+        _check(self.batch_size >= 1, f"{key}.batch_size", "must be at least 1")
+        _check(self.steps >= 1, f"{key}.steps", "must be at least 1")
+        _check(0 <= self.warmup_steps, f"{key}.warmup_steps", "must be >= 0")
+        _check(0 <= self.min_lr_ratio <= 1, f"{key}.min_lr_ratio", "must be in [0, 1]")
+        _check(self.grad_clip >= 0, f"{key}.grad_clip", "must be >= 0 (0 disables)")
+        _check(self.devices >= 1, f"{key}.devices", "must be at least 1")
+        for name in ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
+                     "val_utterances", "segment_frames"):
+            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
+        _check(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
+
+
+# Sections owned by later stages declare their dataclass in the module that uses it and
+# register it here by name; the loader validates them the same way.
+EXTRA_SECTIONS: dict[str, str] = {
+    "text": "tts.text:TextConfig",
+    "align": "tts.align:AlignConfig",
+    "noise_schedule": "tts.noise_schedule:NoiseScheduleConfig",
+    "evaluate": "tts.evaluation:EvaluateConfig",
+    "synth": "tts.inference:SynthConfig",
+}
+
+
+# ------------------------------------------------------------------ strict dataclass build
+
+_CONTRACT_FROM_AUDIO = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels",
+                        "fmin", "fmax", "log_floor")
+CONTRACT_FIELDS = frozenset(_CONTRACT_FROM_AUDIO + ("n_symbols",))
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"params: `{key}` {message}")
+
+
+def _nearest(key: str, valid: typing.Iterable[str]) -> str:
+    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean `{match[0]}`?" if match else ""
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; return it (ints widen to floats)."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"params: `{key}` must be a mapping of {tp.__name__} fields")
+        return build(tp, value, key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"params: `{key}` is {value!r}; expected one of {list(allowed)}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"params: `{key}` = {value!r} matches none of {tp}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"params: `{key}` must be a list, got {value!r}")
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"params: `{key}` must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"params: `{key}` must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"params: `{key}` must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"params: `{key}` must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"params: `{key}` must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")
+
+
+def build(cls: type, values: dict, key: str, extra_valid: typing.Iterable[str] = ()):
+    """Construct dataclass `cls` from `values`, refusing unknown keys and wrong types."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise ConfigError(f"params: unknown key `{key}.{name}`"
+                              f"{_nearest(name, list(fields) + list(extra_valid))}")
+        kwargs[name] = _coerce(value, hints[name], f"{key}.{name}")
+    try:
+        obj = cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"params: section `{key}`: {exc}") from exc
+    if hasattr(obj, "validate"):
+        obj.validate(key)
+    return obj
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (possibly nested) -> plain JSON-able dict."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def config_hash(*objs: Any) -> str:
+    """A stable hash of configs; checkpoints resume only when it matches."""
+    blob = json.dumps([to_dict(o) for o in objs], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _import(path: str):
+    import importlib
+
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+# ------------------------------------------------------------------------------ params
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig
+    split: SplitConfig
+    audio: AudioConfig
+    features: FeaturesConfig
+    model: TrainConfig
+    raw: dict  # the whole validated YAML, for sections resolved lazily
+    extra: dict  # section name -> validated dataclass of EXTRA_SECTIONS present in the file
+
+    def section(self, name: str):
+        """A validated EXTRA_SECTIONS config (its defaults when the file omits it)."""
+        if name in self.extra:
+            return self.extra[name]
+        return build(_import(EXTRA_SECTIONS[name]), {}, name)
+
+    def network(self, name: str) -> tuple[TrainConfig, Any]:
+        """(training config, model config) for a registry network, e.g. 'fastspeech2'."""
+        return network_config(self, name)
+
+
+_CORE = {"data": DataConfig, "split": SplitConfig, "audio": AudioConfig,
+         "features": FeaturesConfig, "model": TrainConfig}
+
+
+def _get_path(raw: dict, dotted: str) -> dict | None:
+    node: Any = raw
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def network_config(params: Params, name: str) -> tuple[TrainConfig, Any]:
+    from models import spec
+
+    s = spec(name)
+    section = _get_path(params.raw, s.section) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"params: `{s.section}` must be a mapping")
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(s.config_cls) if f.init}
+    overrides, arch = {}, {}
+    for key, value in section.items():
+        if key in CONTRACT_FIELDS:
+            source = "audio" if key in _CONTRACT_FROM_AUDIO else "the text symbol table"
+            raise ConfigError(f"params: `{s.section}.{key}` comes from {source}; "
+                              f"remove it here" + (f" and set `audio.{key}`"
+                                                   if source == "audio" else ""))
+        if key in train_keys:
+            overrides[key] = value
+        elif key in model_fields:
+            arch[key] = value
+        else:
+            raise ConfigError(f"params: unknown key `{s.section}.{key}`"
+                              f"{_nearest(key, sorted(train_keys | model_fields))}")
+    base = dataclasses.asdict(params.model)
+    train = build(TrainConfig, {**base, **overrides}, s.section)
+    contract = {k: getattr(params.audio, k) for k in _CONTRACT_FROM_AUDIO if k in model_fields}
+    if "n_symbols" in model_fields:
+        from tts.text import SYMBOLS
+
+        contract["n_symbols"] = len(SYMBOLS)
+    cfg = build(s.config_cls, arch, s.section)
+    cfg = dataclasses.replace(cfg, **contract)
+    if hasattr(cfg, "validate"):
+        cfg.validate(s.section)
+    return train, cfg
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"params file {path} not found; run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {path} is not valid YAML: {exc}") from exc
+    return parse_params(raw)
+
+
+def parse_params(raw: dict) -> Params:
+    from models import REGISTRY, spec
+
+    network_roots = {spec(n).section.split(".")[0] for n in REGISTRY}
+    valid = set(_CORE) | set(EXTRA_SECTIONS) | network_roots
+    for key in raw:
+        if key not in valid:
+            raise ConfigError(f"params: unknown section `{key}`{_nearest(key, sorted(valid))}")
+    core = {name: build(cls, raw.get(name) or {}, name) for name, cls in _CORE.items()}
+    extra = {name: build(_import(EXTRA_SECTIONS[name]), raw[name] or {}, name)
+             for name in EXTRA_SECTIONS if name in raw}
+    params = Params(**core, raw=raw, extra=extra)
+    for name in REGISTRY:  # validate every network section eagerly
+        if _get_path(raw, spec(name).section) is not None:
+            network_config(params, name)
+    return params

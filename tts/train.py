@@ -1,0 +1,325 @@
+"""The one training loop, for every network in the registry.
+
+Each network is one module, one optimizer and one scalar loss (`model.loss(batch)`);
+distillation is the same loop with a frozen teacher bound into the student's loss. The
+loop owns what every network needs and nothing model-specific: seeding, device choice,
+DDP under torchrun, bf16 autocast on GPU, gradient clipping, warmup + cosine LR,
+a NaN/inf guard, atomic checkpoints with config-hash-checked resume, validation with
+plots and audio, MLflow and DVC metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tts import checkpoint as ckpt
+from tts.config import TrainConfig, config_hash
+from tts.data import BatchPlan
+from tts.tracking import Tracker, write_metrics, write_plot
+
+# Fields of TrainConfig that change how a run is observed, not what it computes: they
+# may differ between an interrupted run and its resumption.
+OBSERVATION_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
+                      "num_workers", "val_utterances")
+STALE_DIR = "stale"  # checkpoints of another config are moved here, never mixed in
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term or gradient became NaN/inf; the message names step and term."""
+
+
+@dataclass
+class RunPaths:
+    checkpoints: Path  # resume directory (DVC persist: true)
+    out: Path  # finished model file (DVC cached output)
+    metrics: Path | None = None  # DVC metrics JSON
+    plots: Path | None = None  # DVC plots TSV
+
+
+@dataclass
+class TrainData:
+    dataset: torch.utils.data.Dataset  # items addressed by (index, seed)
+    collate: Callable[[list[dict]], dict]
+    val_batches: list[dict]
+    fingerprint: str  # identity of the training data: part of the resume hash
+
+
+def run_hash(name: str, model_cfg: Any, train: TrainConfig, data_fingerprint: str,
+             extra: dict | None = None) -> str:
+    semantic = {k: v for k, v in dataclasses.asdict(train).items()
+                if k not in OBSERVATION_FIELDS}
+    return config_hash({"name": name, "data": data_fingerprint, **(extra or {})},
+                       model_cfg, semantic)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def lr_lambda(train: TrainConfig) -> Callable[[int], float]:
+    """Linear warmup to 1, then cosine decay to `min_lr_ratio` at `steps`."""
+
+    def factor(step: int) -> float:
+        if step < train.warmup_steps:
+            return (step + 1) / (train.warmup_steps + 1)
+        span = max(train.steps - train.warmup_steps, 1)
+        progress = min((step - train.warmup_steps) / span, 1.0)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return train.min_lr_ratio + (1 - train.min_lr_ratio) * cosine
+
+    return factor
+
+
+class _LossModule(torch.nn.Module):
+    """forward(batch) = model.loss(batch), so DDP's gradient hooks see the call."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> dict:
+        return self.model.loss(batch)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); initializes the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def pick_device(rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v
+            for k, v in batch.items()}
+
+
+def _check_finite(losses: dict[str, torch.Tensor], step: int, last_good: Path | None) -> None:
+    for term, value in losses.items():
+        if torch.is_tensor(value) and not torch.isfinite(value).all():
+            kept = f"last good checkpoint kept: {last_good}" if last_good else \
+                "no checkpoint written yet"
+            raise NonFiniteLossError(
+                f"step {step}: loss term '{term}' is {value.detach().float().cpu().item()}; "
+                f"stopping ({kept}). Lower the learning rate or check the data.")
+
+
+class Trainer:
+    """Fit `model` (a registry network) for `train.steps` steps; see module docstring."""
+
+    def __init__(self, name: str, model: torch.nn.Module, model_cfg: Any, train: TrainConfig,
+                 data: TrainData, paths: RunPaths, tracker: Tracker | None = None,
+                 teacher: torch.nn.Module | None = None, hash_extra: dict | None = None,
+                 log_media: Callable | None = None, quiet: bool = False):
+        self.name, self.model_cfg, self.train, self.data, self.paths = \
+            name, model_cfg, train, data, paths
+        self.rank, self.world = distributed()
+        self.device = pick_device(self.rank)
+        seed_everything(train.seed)
+        self.model = model.to(self.device)
+        if teacher is not None:
+            teacher = teacher.to(self.device).eval().requires_grad_(False)
+            self.model.bind_teacher(teacher)
+        self.tracker = tracker or Tracker(name, enabled=False)
+        self.log_media, self.quiet = log_media, quiet
+        self.hash = run_hash(name, model_cfg, train, data.fingerprint, hash_extra)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=train.lr,
+                                           weight_decay=train.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(train))
+        self.loss_module = _LossModule(self.model)
+        if self.world > 1:
+            self.loss_module = torch.nn.parallel.DistributedDataParallel(
+                self.loss_module, find_unused_parameters=True,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        lengths = [data.dataset.length(i) for i in range(len(data.dataset))]
+        self.plan = BatchPlan(lengths, train.batch_size, train.seed, self.rank, self.world)
+        self.step, self.history, self.last_good = 0, [], None
+        self.autocast = (self.device.type == "cuda" and train.precision == "bf16")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _payload(self) -> dict:
+        return ckpt.model_payload(self.name, self.model_cfg, self.model, self.step, self.hash,
+                                  optimizer=self.optimizer.state_dict(),
+                                  scheduler=self.scheduler.state_dict(), rng=rng_state(),
+                                  history=self.history)
+
+    def save_checkpoint(self) -> None:
+        if self.rank != 0:
+            return
+        path = ckpt.save_atomic(self._payload(),
+                                ckpt.checkpoint_path(self.paths.checkpoints, self.step))
+        self.last_good = path
+        for old in ckpt.list_checkpoints(self.paths.checkpoints)[:-self.train.keep_checkpoints]:
+            old.unlink()
+
+    def resume(self) -> bool:
+        """Load the newest checkpoint if its config hash matches; else start fresh."""
+        found = ckpt.list_checkpoints(self.paths.checkpoints)
+        if not found:
+            return False
+        payload = ckpt.read(found[-1])
+        if payload.get("config_hash") != self.hash:
+            self._say(f"[{self.name}] {found[-1]} was written for another config or data "
+                      f"(hash {payload.get('config_hash')} != {self.hash}): starting fresh; "
+                      f"old checkpoints moved to {self.paths.checkpoints / STALE_DIR}")
+            if self.rank == 0:
+                stale = self.paths.checkpoints / STALE_DIR / str(payload.get("config_hash"))
+                stale.mkdir(parents=True, exist_ok=True)
+                for path in found:
+                    path.replace(stale / path.name)
+            return False
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        set_rng_state(payload["rng"])
+        self.step, self.history = payload["step"], payload.get("history", [])
+        self.last_good = found[-1]
+        self._say(f"[{self.name}] resumed from {found[-1]} at step {self.step}")
+        return True
+
+    def _say(self, message: str) -> None:
+        if self.rank == 0 and not self.quiet:
+            tqdm.write(message)
+
+    # ------------------------------------------------------------------ steps
+    def _batch(self, step: int) -> dict:
+        items = [self.data.dataset[key] for key in self.plan.batch(step)]
+        return to_device(self.data.collate(items), self.device)
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        batch = self._batch(self.step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            losses = self.loss_module(batch)
+        _check_finite(losses, self.step, self.last_good)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.train.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.train.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+        _check_finite({"gradient norm": norm}, self.step, self.last_good)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return {k: float(v.detach()) for k, v in losses.items() if torch.is_tensor(v)} | {
+            "grad_norm": float(norm)}
+
+    def validate(self) -> dict[str, float]:
+        """Validation draws from forked RNGs, so it never changes the training stream."""
+        py_state, np_state = random.getstate(), np.random.get_state()
+        devices = [self.device.index] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            result = self._validate()
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        return result
+
+    def _validate(self) -> dict[str, float]:
+        self.model.eval()
+        sums: dict[str, float] = {}
+        for batch in self.data.val_batches:
+            batch = to_device(batch, self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                values = {k: float(v) for k, v in self.model.loss(batch).items()}
+                if hasattr(self.model, "scores"):
+                    values |= self.model.scores(batch)
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v / len(self.data.val_batches)
+        if self.log_media and self.data.val_batches and hasattr(self.model, "sample"):
+            media = self.model.sample(to_device(self.data.val_batches[0], self.device))
+            self.log_media(self.tracker, media, self.data.val_batches[0], self.step)
+        self.model.train()
+        return {f"val_{k}": v for k, v in sums.items()}
+
+    def fit(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to `train.steps`; `stop_at` ends early after a checkpoint at that step,
+        as an interruption would (tests use it to check resumption)."""
+        train = self.train
+        self.resume()
+        start, started = self.step, time.perf_counter()
+        bar = tqdm(total=train.steps, initial=self.step, desc=self.name, unit="step",
+                   disable=self.rank != 0 or self.quiet, dynamic_ncols=True)
+        val: dict[str, float] = {}
+        latest: dict[str, float] = {}
+        while self.step < train.steps:
+            latest = self.train_step()
+            bar.update(1)
+            done = self.step == train.steps
+            if self.step % train.log_every == 0 or done:
+                rate = (self.step - start) / max(time.perf_counter() - started, 1e-9)
+                row = {"step": self.step, **latest, "lr": self.scheduler.get_last_lr()[0]}
+                self.history.append(row)
+                bar.set_postfix(loss=f"{latest['loss']:.4f}", steps_s=f"{rate:.2f}")
+                if self.rank == 0:
+                    self.tracker.log_metrics({k: v for k, v in row.items() if k != "step"},
+                                             self.step)
+            if self.step % train.val_every == 0 or done:
+                val = self.validate()
+                if self.rank == 0:
+                    self.tracker.log_metrics(val, self.step)
+            if self.step % train.checkpoint_every == 0 or done or self.step == stop_at:
+                self.save_checkpoint()
+            if self.step == stop_at:
+                bar.close()
+                return {"step": self.step, "interrupted": True}
+        bar.close()
+        if not val:  # resumed at the end: still report validation
+            val = self.validate()
+        elapsed = time.perf_counter() - started
+        n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        metrics = {"step": self.step, "parameters": n_params,
+                   "steps_per_second": (self.step - start) / elapsed if self.step > start else 0.0,
+                   **{f"train_{k}": v for k, v in latest.items()}, **val}
+        if self.rank == 0:
+            ckpt.save_atomic(ckpt.model_payload(self.name, self.model_cfg, self.model,
+                                                self.step, self.hash, metrics=metrics),
+                             self.paths.out)
+            if self.paths.metrics:
+                write_metrics(self.paths.metrics, metrics)
+            if self.paths.plots:
+                write_plot(self.paths.plots, self.history)
+        if self.world > 1:
+            torch.distributed.barrier()
+        return metrics
