@@ -15,13 +15,15 @@ from urllib.parse import urlparse
 
 from tts import corpus
 from tts.config import ConfigError, DataConfig, load_params
+from tts.text import TextConfig
 
 
-def run(data: DataConfig, out: Path, root: Path | None = None) -> dict:
-    """Build `out`; returns a summary (corpus kind, utterance count)."""
+def run(data: DataConfig, out: Path, text: TextConfig | None = None,
+        root: Path | None = None) -> dict:
+    """Build `out` (`text`: normalizer settings for builtin); returns a summary."""
     source = corpus.resolve_source(data.corpus, root)
     if source == "builtin":
-        return corpus.synthesize_builtin(data.builtin, out)
+        return corpus.synthesize_builtin(data.builtin, out, text)
     if source == "ljspeech":
         lj = data.ljspeech
         archive = corpus.repo_path(lj.download_dir, root) / Path(urlparse(lj.url).path).name
@@ -36,7 +38,8 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     try:
-        summary = run(load_params(args.params).data, args.out)
+        params = load_params(args.params)
+        summary = run(params.data, args.out, params.section("text"))
     except (corpus.CorpusError, corpus.DownloadError, ConfigError) as exc:
         raise SystemExit(f"download: {exc}") from exc
     print(json.dumps(summary))

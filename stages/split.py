@@ -14,11 +14,13 @@ from pathlib import Path
 
 from tts import corpus
 from tts.config import ConfigError, SplitConfig, load_params
+from tts.text import TextConfig
 
 
-def run(cfg: SplitConfig, corpus_dir: Path, out: Path, sample_rate: int) -> dict:
+def run(cfg: SplitConfig, corpus_dir: Path, out: Path, sample_rate: int,
+        text: TextConfig | None = None) -> dict:
     """Write `out`/{train,val,test,dropped}.tsv and report.json; returns the report."""
-    return corpus.split_corpus(corpus_dir, out, cfg, sample_rate)
+    return corpus.split_corpus(corpus_dir, out, cfg, sample_rate, text)
 
 
 def main() -> None:
@@ -29,7 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     try:
         params = load_params(args.params)
-        report = run(params.split, args.corpus, args.out, params.audio.sample_rate)
+        report = run(params.split, args.corpus, args.out, params.audio.sample_rate,
+                     params.section("text"))
     except (corpus.CorpusError, ConfigError) as exc:
         raise SystemExit(f"split: {exc}") from exc
     print(json.dumps({k: report[k] for k in ("counts", "hours", "dropped_by_reason")}))

@@ -20,7 +20,7 @@ from tts.config import load_params, to_dict
 from tts.data import build_train_data
 from tts.media import validation_media_logger
 from tts.tracking import Tracker
-from tts.train import RunPaths, Trainer
+from tts.train import RunPaths, Trainer, seed_everything
 
 
 def stage_name(name: str) -> str:
@@ -32,6 +32,7 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
     spec = models.spec(name)
     train_cfg, model_cfg = params.network(name)
     data = build_train_data(spec.data, train_cfg, params.audio, split, features, align)
+    seed_everything(train_cfg.seed)  # initial weights follow the run's seed
     model = models.build_model(name, model_cfg)
     frozen, extra = None, {}
     if spec.teacher:

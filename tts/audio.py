@@ -44,6 +44,10 @@ PCM16_SUBTYPE = "PCM_16"
 # above 5 kHz at 22.05 kHz (F0 <= 800 Hz), ~7x faster than speed 1 with matching F0
 # after StoneMask refinement (see benchmarks/features.py).
 DIO_TARGET_RATE = 5000.0
+# Parallel extraction: utterances per task handed to a worker, at most EXTRACT_MAX_CHUNK and
+# small enough that each worker gets ~EXTRACT_CHUNKS_PER_WORKER tasks (load balance).
+EXTRACT_MAX_CHUNK = 16
+EXTRACT_CHUNKS_PER_WORKER = 8
 
 
 class AudioError(ValueError):
@@ -142,9 +146,12 @@ def mel_spectrogram(audio: torch.Tensor, cfg) -> torch.Tensor:
 
     Differentiable and device-agnostic (the filterbank follows the input's device/dtype).
     """
-    audio = _as_tensor(audio)
-    magnitude = linear_spectrogram(audio, cfg)  # (..., F, T)
-    mel = _mel_basis(_key(cfg), audio.device, audio.dtype) @ magnitude  # (..., n_mels, T)
+    return _log_mel(linear_spectrogram(audio, cfg), cfg)
+
+
+def _log_mel(magnitude: torch.Tensor, cfg) -> torch.Tensor:
+    """(..., F, T) STFT magnitude -> (..., n_mels, T) floored natural-log mel."""
+    mel = _mel_basis(_key(cfg), magnitude.device, magnitude.dtype) @ magnitude
     return torch.log(torch.clamp(mel, min=cfg.log_floor))
 
 
@@ -233,3 +240,70 @@ def griffin_lim(log_mel: torch.Tensor, cfg, n_iter: int = 32, momentum: float = 
                               rand_init=True)  # ((T - 1) * hop,): the centred iSTFT length
     audio = F.pad(audio, (0, frames * cfg.hop_length - audio.shape[-1]))
     return audio.clamp(-1.0, 1.0)  # (T * hop,)
+
+
+# ------------------------------------------------------------------- corpus extraction
+
+
+def utterance_features(path: str | Path, cfg) -> dict[str, np.ndarray]:
+    """All stored features of one wav, on one frame grid (the features stage's unit).
+
+    The audio is zero-padded to T * hop samples (T = 1 + N // hop of the file's N); mel,
+    energy and F0 are computed on that padded audio and cut to its first T frames, so
+    `mel == mel_spectrogram(audio)[..., :T]` holds for the stored pair.
+    """
+    audio = fit_to_frames(load_wav(path, cfg.sample_rate), cfg.hop_length)
+    frames = len(audio) // cfg.hop_length
+    with torch.no_grad():
+        magnitude = linear_spectrogram(torch.from_numpy(audio), cfg)[:, :frames]  # (F, T)
+        log_mel = _log_mel(magnitude, cfg)  # (n_mels, T)
+        frame_energy = torch.linalg.vector_norm(magnitude, dim=0)  # (T,)
+    f0, voiced = pitch(audio, cfg)
+    return {"mel": log_mel.numpy(), "f0": f0[:frames], "voiced": voiced[:frames],
+            "energy": frame_energy.numpy(), "audio": audio}
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # one process per core; intra-op threads would oversubscribe
+
+
+def _extract_job(job: tuple) -> dict[str, np.ndarray]:
+    path, cfg = job
+    return utterance_features(path, cfg)
+
+
+def extract_many(paths: list[Path], cfg, workers: int = 0, desc: str = "features"):
+    """Yield `utterance_features` of every path, in order, over `workers` processes.
+
+    workers: 0 = all cores; 1 = in this process. Each worker runs torch on one thread,
+    which also makes the output independent of the worker count (bit-identical).
+    """
+    import multiprocessing as mp
+    import os
+
+    from tqdm import tqdm
+
+    workers = workers or os.cpu_count() or 1
+    jobs = [(p, cfg) for p in paths]
+    bar = tqdm(total=len(jobs), desc=desc, unit="utt", smoothing=0.05)
+    if workers == 1 or len(jobs) <= 1:
+        threads = torch.get_num_threads()
+        _init_worker()
+        try:
+            for job in jobs:
+                yield _extract_job(job)
+                bar.update()
+        finally:
+            torch.set_num_threads(threads)
+            bar.close()
+        return
+    # fork: workers start in milliseconds (spawn would re-import torch in each)
+    method = "fork" if "fork" in mp.get_all_start_methods() else None
+    chunksize = max(1, min(EXTRACT_MAX_CHUNK, len(jobs) // (workers * EXTRACT_CHUNKS_PER_WORKER)))
+    with mp.get_context(method).Pool(workers, initializer=_init_worker) as pool:
+        try:
+            for item in pool.imap(_extract_job, jobs, chunksize=chunksize):
+                yield item
+                bar.update()
+        finally:
+            bar.close()

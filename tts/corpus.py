@@ -15,6 +15,7 @@ split depends on the corpus alone, never on the order files are listed in.
 from __future__ import annotations
 
 import contextlib
+import csv
 import difflib
 import hashlib
 import http.client
@@ -152,9 +153,9 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
 
 
 def read_prompts(path: Path = PROMPTS) -> list[str]:
-    """One prompt per line; blank lines and `#` comments skipped."""
+    """One prompt per line; blank lines skipped."""
     lines = [" ".join(s.split()) for s in Path(path).read_text(encoding="utf-8").splitlines()]
-    prompts = [s for s in lines if s and not s.startswith("#")]
+    prompts = [s for s in lines if s]
     if not prompts:
         raise CorpusError(f"{path} holds no prompts")
     return prompts
@@ -185,17 +186,21 @@ def resample_int16(samples: np.ndarray, orig: int, target: int) -> np.ndarray:
     import torchaudio.functional as AF
 
     x = AF.resample(torch.from_numpy(samples.astype(np.float32) / INT16_SCALE), orig, target)
-    return np.clip(np.round(x.numpy() * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
+    x = np.clip(np.round(x.numpy() * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1)
+    return x.astype(np.int16)
 
 
-def synthesize_builtin(cfg, out: Path, prompts_path: Path = PROMPTS) -> dict:
+def synthesize_builtin(cfg, out: Path, text_cfg=None, prompts_path: Path = PROMPTS) -> dict:
     """Speak `cfg.n_utterances` prompts with eSpeak NG into an LJSpeech-layout `out`.
 
-    The audio speaks the normalized text (what the phonemizer sees), so the transcript used
-    for training matches the sound; `text` keeps the prompt as written.
+    eSpeak speaks the normalized text (`tts.text.normalize` with `text_cfg`), so the sound
+    matches what the phonemizer reads ("1800" is not read two ways); `text` keeps the
+    prompt as written.
     """
     from tts import espeak
-    from tts.text import normalize
+    from tts.text import DEFAULT_CONFIG, normalize
+
+    text_cfg = text_cfg or DEFAULT_CONFIG
 
     prompts = read_prompts(prompts_path)
     rows, seconds = [], 0.0
@@ -204,7 +209,7 @@ def synthesize_builtin(cfg, out: Path, prompts_path: Path = PROMPTS) -> dict:
         for uid, prompt, rate, pitch in tqdm(builtin_plan(cfg, len(prompts)), desc="synthesize",
                                              unit="utt"):
             text = prompts[prompt]
-            normalized = normalize(text)
+            normalized = normalize(text, text_cfg)
             samples = espeak.synthesize(normalized, cfg.voice, rate, pitch)
             if samples.size == 0:
                 raise CorpusError(f"eSpeak produced no audio for prompt {prompt + 1} of "
@@ -244,7 +249,8 @@ def is_verified(archive: Path, size: int, sha256: str) -> bool:
         seen = json.loads(marker.read_text())
     except ValueError:
         return False
-    return seen == {"sha256": sha256, "size": size, "mtime_ns": st.st_mtime_ns} and st.st_size == size
+    expected = {"sha256": sha256, "size": size, "mtime_ns": st.st_mtime_ns}
+    return seen == expected and st.st_size == size
 
 
 def _mark_verified(archive: Path, size: int, sha256: str) -> None:
@@ -273,15 +279,16 @@ def _download_once(url: str, part: Path, size: int, timeout: float) -> None:
         if exc.code == 416:  # range not satisfiable: the partial file is not a prefix
             part.unlink()
             raise ConnectionError(f"server refused resuming at byte {have}; restarting") from exc
-        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; check data.ljspeech.url") from exc
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}; "
+                            f"check data.ljspeech.url") from exc
     with resp:
         if have and resp.status != 206:  # server ignored Range: start over
             have = 0
         elif have and not resp.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
             raise DownloadError(f"{url}: server resumed at {resp.headers.get('Content-Range')!r}, "
                                 f"not at byte {have}; delete {part} and re-run")
-        with open(part, "ab" if have else "wb") as f, tqdm(
-                total=size, initial=have, unit="B", unit_scale=True, desc=f"download {part.name}") as bar:
+        bar = tqdm(total=size, initial=have, unit="B", unit_scale=True, desc=f"download {url}")
+        with open(part, "ab" if have else "wb") as f, bar:
             while block := resp.read(CHUNK_BYTES):
                 f.write(block)
                 bar.update(len(block))
@@ -293,7 +300,7 @@ def _download_once(url: str, part: Path, size: int, timeout: float) -> None:
 
 
 def fetch_archive(url: str, dest: Path, size: int, sha256: str, retries: int = DOWNLOAD_RETRIES,
-                  retry_wait: float = RETRY_WAIT_S, timeout: float = TIMEOUT_S) -> Path:
+                  timeout: float = TIMEOUT_S) -> Path:
     """Download `url` to `dest`, resuming `dest.part`; verify size and sha256.
 
     A verified archive is never fetched again. One that fails verification is moved to
@@ -316,7 +323,7 @@ def fetch_archive(url: str, dest: Path, size: int, sha256: str, retries: int = D
                                     f"({exc}); {part} is kept and the next run resumes it") from exc
             tqdm.write(f"download interrupted ({exc}); resuming from byte "
                        f"{part.stat().st_size if part.exists() else 0}")
-            time.sleep(retry_wait * (attempt + 1))
+            time.sleep(RETRY_WAIT_S * (attempt + 1))
     got_size = part.stat().st_size
     if got_size != size:
         bad = _set_aside(part)
@@ -398,9 +405,13 @@ class SplitEntry:
     sample_rate: int = 0  # of the wav (not written to the lists; 0 when read back)
 
 
-def check_utterance(utt: Utterance, wavs: Path, cfg) -> SplitEntry | tuple[str, str]:
-    """Kept `SplitEntry`, or a dropped (reason, detail); cheap checks first, decoding last."""
-    from tts.text import UnspeakableTextError, phonemize
+def check_utterance(utt: Utterance, wavs: Path, cfg, text_cfg) -> SplitEntry | tuple[str, str]:
+    """Kept `SplitEntry`, or a dropped (reason, detail); cheap checks first, decoding last.
+
+    The entry's `normalized` is `tts.text.normalize` of the corpus' normalized column (what
+    `phonemize` reads; LJSpeech's column keeps abbreviations such as "Mr.").
+    """
+    from tts.text import UnspeakableTextError, normalize, phonemize
 
     wav = wavs / f"{utt.id}.wav"
     if not wav.is_file():
@@ -419,7 +430,8 @@ def check_utterance(utt: Utterance, wavs: Path, cfg) -> SplitEntry | tuple[str, 
     if not utt.normalized.strip():
         return "empty_text", "the transcript is empty"
     try:
-        phonemes = tuple(phonemize(utt.normalized))
+        normalized = normalize(utt.normalized, text_cfg)
+        phonemes = tuple(phonemize(normalized, text_cfg))
     except UnspeakableTextError as exc:
         return "unspeakable_text", str(exc)
     if len(phonemes) > cfg.max_phonemes:
@@ -433,7 +445,7 @@ def check_utterance(utt: Utterance, wavs: Path, cfg) -> SplitEntry | tuple[str, 
     if float(np.abs(samples).max()) <= SILENT_PEAK:
         return "silent_audio", f"{wav}: peak amplitude <= {SILENT_PEAK}"
     duration = len(samples) / info.samplerate  # decoded length: a truncated file is shorter
-    return SplitEntry(utt.id, utt.text, utt.normalized, phonemes, duration, info.samplerate)
+    return SplitEntry(utt.id, utt.text, normalized, phonemes, duration, info.samplerate)
 
 
 def split_rank(uid: str, seed: int) -> str:
@@ -455,8 +467,11 @@ def assign_splits(entries: list[SplitEntry], cfg) -> dict[str, list[SplitEntry]]
 
 
 def _tsv(path: Path, header: tuple[str, ...], rows: list[tuple]) -> None:
-    lines = ["\t".join(header)] + ["\t".join(str(c) for c in r) for r in rows]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    """Tab-separated; a field holding a quote is quoted CSV-style (pandas' default reads it)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
 
 
 def write_split(path: Path, entries: list[SplitEntry]) -> None:
@@ -470,17 +485,14 @@ def write_dropped(path: Path, dropped: list[tuple[str, str, str]]) -> None:
 
 
 def read_split(path: Path) -> list[SplitEntry]:
-    """Read a `train.tsv` / `val.tsv` / `test.tsv` written by the split stage.
-
-    Use this rather than a CSV reader: texts may hold quotes, and no field is quoted.
-    """
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines or tuple(lines[0].split("\t")) != SPLIT_HEADER:
+    """Read a `train.tsv` / `val.tsv` / `test.tsv` written by the split stage."""
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = list(csv.reader(f, delimiter="\t"))
+    if not lines or tuple(lines[0]) != SPLIT_HEADER:
         raise CorpusError(f"{path}: not a split list (header must be {' '.join(SPLIT_HEADER)}); "
                           f"re-run `dvc repro split`")
     entries = []
-    for n, line in enumerate(lines[1:], 2):
-        cols = line.split("\t")
+    for n, cols in enumerate(lines[1:], 2):
         if len(cols) != len(SPLIT_HEADER):
             raise CorpusError(f"{path}:{n}: expected {len(SPLIT_HEADER)} tab-separated fields")
         uid, text, normalized, phonemes, duration = cols
@@ -488,18 +500,21 @@ def read_split(path: Path) -> list[SplitEntry]:
     return entries
 
 
-def split_corpus(corpus: Path, out: Path, cfg, sample_rate: int) -> dict:
+def split_corpus(corpus: Path, out: Path, cfg, sample_rate: int, text_cfg=None) -> dict:
     """Check every utterance of `corpus`, split the kept ones, write `out` atomically.
 
     `sample_rate` is the feature contract's rate: other rates are kept (features resample)
-    and counted in the report.
+    and counted in the report. `text_cfg`: `tts.text.TextConfig` (default when None).
     """
+    from tts.text import DEFAULT_CONFIG
+
+    text_cfg = text_cfg or DEFAULT_CONFIG
     corpus = Path(corpus)
     check_layout(corpus)
     rows = read_metadata(corpus / METADATA)
     kept, dropped = [], []
     for utt in tqdm(sorted(rows, key=lambda u: u.id), desc="split", unit="utt"):
-        result = check_utterance(utt, corpus / WAVS, cfg)
+        result = check_utterance(utt, corpus / WAVS, cfg, text_cfg)
         if isinstance(result, SplitEntry):
             kept.append(result)
         else:

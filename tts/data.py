@@ -17,14 +17,17 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
 from tts.checkpoint import file_hash
-from tts.featstore import FeatureStore
 from tts.text import PAD_ID, SYMBOLS
+
+if TYPE_CHECKING:
+    from tts.featstore import FeatureStore
 
 SPLITS = ("train", "val", "test")
 BUCKET_FACTOR = 8  # batches pooled and sorted by length to limit padding
@@ -240,6 +243,7 @@ def fingerprint(*parts) -> str:
 def build_train_data(kind: str, train_cfg, audio, split_dir: str | Path,
                      features_dir: str | Path, align_dir: str | Path | None = None):
     """TrainData for a registry network's data kind ("text" or "segments")."""
+    from tts.featstore import FeatureStore
     from tts.train import TrainData
 
     store = FeatureStore(features_dir)

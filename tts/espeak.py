@@ -154,6 +154,7 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int 
         raise ValueError(f"pitch={pitch} outside eSpeak's {MIN_PITCH}..{MAX_PITCH}")
     with _lock:
         eng = _get()
+        eng.set_voice(voice)  # an unknown voice fails here, before forking
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # child: synthesize, send b"1" + samples or b"0" + error, never return

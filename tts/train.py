@@ -305,6 +305,9 @@ class Trainer:
                 bar.close()
                 return {"step": self.step, "interrupted": True}
         bar.close()
+        if self.world > 1:  # BatchNorm statistics drift per rank: rank 0's are the model's
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
         if not val:  # resumed at the end: still report validation
             val = self.validate()
         elapsed = time.perf_counter() - started

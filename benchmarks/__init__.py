@@ -1,0 +1,1 @@
+"""Speed benchmarks: `python -m benchmarks.NAME` writes benchmarks/results/NAME.json."""

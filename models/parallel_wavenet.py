@@ -1,0 +1,163 @@
+"""Parallel WaveNet student: inverse-autoregressive flows distilled from a WaveNet teacher.
+
+van den Oord et al. 2018, "Parallel WaveNet: Fast High-Fidelity Speech Synthesis".
+Logistic noise z passes through a stack of inverse-autoregressive flows (Kingma et al.
+2016); flow i is a mel-conditioned causal WaveNet reading its input before t and giving a
+shift mu_t and log-scale log s_t, and maps z_t -> z_t * s_t + mu_t. The stack composes to
+one logistic per sample given the noise before it:
+
+    x_t = z_t * s_tot_t + mu_tot_t,   log s_tot = sum of the flows' log-scales,
+
+so a whole utterance is one parallel pass, and log |det dx/dz| = sum_t log s_tot_t.
+
+Probability density distillation: KL(P_S || P_T) = H(P_S, P_T) - H(P_S). The frozen
+teacher reads the student's sample x (its causal input) and the mel; the cross-entropy at
+every t is estimated with `n_samples` fresh draws from the student's logistic at t,
+scored by the teacher's mixture of logistics at t (the paper's per-step Monte Carlo). The
+student's entropy is analytic: a logistic of scale s has entropy log s + 2. Both are
+reported per sample in nats. The teacher's continuous mixture density is used for the
+cross-entropy: the student is continuous, and with the teacher's log-scale floor its
+logistics are far wider than a 16-bit bin. A multi-resolution STFT loss against the real
+audio (`tts.audio.stft_distance`) plays the role of the paper's power loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.wavenet import (Upsampler, WaveNet, WaveNetStack, check_segments, log_density,
+                            logistic_noise, normalize_mel, split_mixture, validate_stack)
+from tts.audio import stft_distance
+from tts.config import ConfigError
+
+FLOW_PARAMS = 2  # shift, log-scale
+LOGISTIC_ENTROPY = 2.0  # entropy of a logistic of scale s is log s + 2 (nats)
+
+
+@dataclass(frozen=True)
+class ParallelWaveNetConfig:
+    layers_per_flow: tuple[int, ...] = (4, 4, 4, 6)  # one entry per flow: its WaveNet depth
+    residual_channels: int = 32  # channels of each flow's residual stream
+    gate_channels: int = 64  # dilated conv output, split into tanh and sigmoid halves
+    skip_channels: int = 32  # channels of each flow's skip connections
+    head_channels: int = 32  # hidden channels of each flow's output head
+    dilation_cycle: int = 10  # dilation doubles over this many layers, then restarts at 1
+    kernel_size: int = 2  # width of the dilated causal convolutions
+    upsample_factors: tuple[int, ...] = (16, 16)  # shared conditioning upsampler; product = hop
+    initial_log_scale: float = -3.0  # total log-scale of the untrained stack (split evenly)
+    n_samples: int = 4  # student draws per time step in the cross-entropy estimate
+    power_weight: float = 1.0  # weight of the multi-resolution STFT (power) loss
+    power_resolutions: tuple[tuple[int, int, int], ...] = (
+        (512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win) each
+    # feature contract (filled from `audio:`)
+    sample_rate: int = 22050
+    hop_length: int = 256
+    n_mels: int = 80
+    log_floor: float = 1e-5
+
+    def validate(self, key: str) -> None:
+        validate_stack(self, key)
+        if not self.layers_per_flow or min(self.layers_per_flow) < 1:
+            raise ConfigError(f"params: `{key}.layers_per_flow` must list at least one flow, "
+                              f"each with at least 1 layer")
+        if self.n_samples < 1:
+            raise ConfigError(f"params: `{key}.n_samples` must be at least 1")
+        if self.power_weight < 0:
+            raise ConfigError(f"params: `{key}.power_weight` must be >= 0")
+        for i, res in enumerate(self.power_resolutions):
+            if len(res) != 3 or min(res) < 1 or res[2] > res[0]:
+                raise ConfigError(f"params: `{key}.power_resolutions[{i}]` must be "
+                                  f"[n_fft, hop, win] with win <= n_fft, got {list(res)}")
+
+    @property
+    def n_flows(self) -> int:
+        return len(self.layers_per_flow)
+
+
+class Flow(nn.Module):
+    """One IAF step: a causal WaveNet over its input gives shift and log-scale at each t."""
+
+    def __init__(self, layers: int, cfg: ParallelWaveNetConfig, initial_log_scale: float):
+        super().__init__()
+        self.stack = WaveNetStack(FLOW_PARAMS, layers, cfg)
+        last = self.stack.head[-1]
+        with torch.no_grad():  # start as a fixed affine map: identity shape, set scale
+            last.weight.zero_()
+            last.bias.copy_(torch.tensor([0.0, initial_log_scale]))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # z (B, N), c (B, C, N)
+        shift, log_scale = self.stack(z, c).unbind(1)  # (B, N) each, from z before t
+        return shift, log_scale
+
+
+class ParallelWaveNet(nn.Module):
+    def __init__(self, cfg: ParallelWaveNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.upsample = Upsampler(cfg.n_mels, cfg.upsample_factors)
+        per_flow = cfg.initial_log_scale / cfg.n_flows
+        self.flows = nn.ModuleList(Flow(n, cfg, per_flow) for n in cfg.layers_per_flow)
+        self.teacher: WaveNet | None = None
+
+    def bind_teacher(self, teacher: WaveNet) -> None:
+        """Bind the frozen teacher scored in the loss (not a submodule: never saved)."""
+        t, s = teacher.cfg, self.cfg
+        for name in ("n_mels", "hop_length", "sample_rate", "log_floor"):
+            if getattr(t, name) != getattr(s, name):
+                raise ValueError(f"teacher {name}={getattr(t, name)} differs from the "
+                                 f"student's {getattr(s, name)}; retrain the teacher with "
+                                 f"the current `audio:` params")
+        self.__dict__["teacher"] = teacher  # bypasses nn.Module registration on purpose
+
+    def condition(self, mel: torch.Tensor) -> torch.Tensor:
+        # mel (B, n_mels, T) -> (B, n_mels, T * hop)
+        return self.upsample(normalize_mel(mel, self.cfg.log_floor))
+
+    def forward(self, z: torch.Tensor, mel: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise z (B, N = T * hop), mel (B, n_mels, T) -> sample x, total mean mu_tot and
+        total log-scale log s_tot, each (B, N); x = z * s_tot + mu_tot and
+        sum(log s_tot) = log |det dx/dz|."""
+        c = self.condition(mel)  # (B, n_mels, N)
+        mu_tot, log_s_tot = torch.zeros_like(z), torch.zeros_like(z)
+        for flow in self.flows:
+            shift, log_scale = flow(z, c)  # (B, N) each
+            scale = torch.exp(log_scale)
+            z = z * scale + shift
+            mu_tot = mu_tot * scale + shift
+            log_s_tot = log_s_tot + log_scale
+        return z, mu_tot, log_s_tot
+
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        if self.teacher is None:
+            raise RuntimeError("parallel_wavenet needs its teacher: call bind_teacher(teacher)")
+        check_segments(batch, self.cfg.hop_length, self.cfg.n_mels)
+        audio, mel = batch["audio"], batch["mel"]  # (B, N), (B, n_mels, T)
+        x, mu, log_s = self(logistic_noise(audio.shape, audio), mel)  # (B, N) each
+        teacher = split_mixture(self.teacher(x, mel), self.teacher.cfg.log_scale_min)
+        eps = logistic_noise((self.cfg.n_samples, *audio.shape), audio)  # (S, B, N)
+        draws = mu + torch.exp(log_s) * eps  # (S, B, N): x_t given x before t
+        cross_entropy = -log_density(*teacher, draws).mean()
+        entropy = log_s.mean() + LOGISTIC_ENTROPY
+        kl = cross_entropy - entropy
+        power = stft_distance(x, audio, self.cfg.power_resolutions)
+        return {"loss": kl + self.cfg.power_weight * power, "kl": kl,
+                "cross_entropy": cross_entropy, "entropy": entropy, "power": power,
+                "log_scale": log_s.mean().detach()}  # = log|det dx/dz| / N
+
+    @torch.inference_mode()
+    def generate(self, mel: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """The whole utterance in one parallel pass. mel (B, n_mels, T) -> (B, T * hop);
+        temperature scales the input noise (0: the deterministic path z = 0)."""
+        shape = (mel.shape[0], mel.shape[-1] * self.cfg.hop_length)
+        z = temperature * logistic_noise(shape, mel)
+        return self(z, mel)[0].clamp(-1, 1)
+
+    @torch.no_grad()
+    def sample(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {"audio": self.generate(batch["mel"][:1])[0]}

@@ -1,0 +1,344 @@
+"""WaveNet vocoder: the autoregressive teacher.
+
+van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio": dilated causal
+convolutions, gated tanh * sigmoid units, residual and skip connections, local
+conditioning on a mel spectrogram upsampled to the sample rate with transposed
+convolutions. Output: a discretized mixture of logistics over the 16-bit grid
+(Salimans et al. 2017, PixelCNN++), as in the Parallel WaveNet teacher (van den Oord et
+al. 2018). Training is teacher-forced on random segments: the network sees the audio
+shifted right by one sample and scores every sample at once.
+
+Generation is the "Fast WaveNet" scheme (Paine et al. 2016): every layer keeps a queue of
+its own past inputs, so each new sample costs one small step per layer instead of a pass
+of the whole stack over the receptive field.
+
+The building blocks (`Upsampler`, `ResidualLayer`, `WaveNetStack`) and the mixture
+functions are shared with the Parallel WaveNet student (`models/parallel_wavenet.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from tts.config import ConfigError
+
+RESIDUAL_SCALE = math.sqrt(0.5)  # keeps the residual stream's variance constant
+MIXTURE_PARAMS = 3  # logit, mean, log-scale per component
+UNIFORM_EPS = 1e-5  # keeps uniform draws away from 0 and 1 (finite logistic samples)
+GENERATION_BLOCK = 4096  # samples whose conditioning is projected at once while generating
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    residual_channels: int = 32  # channels of the residual stream
+    gate_channels: int = 64  # dilated conv output, split into tanh and sigmoid halves
+    skip_channels: int = 32  # channels of every skip connection (summed over layers)
+    head_channels: int = 64  # hidden channels of the output head
+    layers: int = 10  # residual layers
+    dilation_cycle: int = 10  # dilation doubles over this many layers, then restarts at 1
+    kernel_size: int = 2  # width of the dilated causal convolutions
+    upsample_factors: tuple[int, ...] = (16, 16)  # transposed-conv stages; product = hop
+    n_mixtures: int = 10  # logistic components of the output distribution
+    log_scale_min: float = -7.0  # floor of each component's log-scale
+    quantization_bits: int = 16  # the audio grid the likelihood is discretized on
+    # feature contract (filled from `audio:`)
+    sample_rate: int = 22050
+    hop_length: int = 256
+    n_mels: int = 80
+    log_floor: float = 1e-5
+
+    def validate(self, key: str) -> None:
+        validate_stack(self, key)
+        if self.n_mixtures < 1:
+            raise ConfigError(f"params: `{key}.n_mixtures` must be at least 1")
+        if not 2 <= self.quantization_bits <= 24:
+            raise ConfigError(f"params: `{key}.quantization_bits` must be in 2..24")
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.layers, self.dilation_cycle, self.kernel_size)
+
+
+def validate_stack(cfg, key: str) -> None:
+    """Checks shared by the teacher and the student configs."""
+    for name in ("residual_channels", "gate_channels", "skip_channels", "head_channels",
+                 "dilation_cycle"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"params: `{key}.{name}` must be at least 1")
+    if cfg.gate_channels % 2:
+        raise ConfigError(f"params: `{key}.gate_channels` must be even (tanh and sigmoid "
+                          f"halves), got {cfg.gate_channels}")
+    if cfg.kernel_size < 2:
+        raise ConfigError(f"params: `{key}.kernel_size` must be at least 2")
+    if not cfg.upsample_factors or min(cfg.upsample_factors) < 1:
+        raise ConfigError(f"params: `{key}.upsample_factors` must be a non-empty list of "
+                          f"positive integers")
+    if math.prod(cfg.upsample_factors) != cfg.hop_length:
+        raise ConfigError(f"params: `{key}.upsample_factors` {list(cfg.upsample_factors)} "
+                          f"multiply to {math.prod(cfg.upsample_factors)}, but "
+                          f"audio.hop_length is {cfg.hop_length}; choose factors whose "
+                          f"product is the hop length")
+
+
+def dilations(layers: int, cycle: int) -> list[int]:
+    return [2 ** (i % cycle) for i in range(layers)]
+
+
+def receptive_field(layers: int, cycle: int, kernel_size: int) -> int:
+    """Past samples that can influence one output (the input shift adds one)."""
+    return 1 + (kernel_size - 1) * sum(dilations(layers, cycle))
+
+
+# --------------------------------------------------------------------- building blocks
+
+
+def normalize_mel(mel: torch.Tensor, log_floor: float) -> torch.Tensor:
+    """Log-mel in [log(log_floor), ~0] -> roughly [0, 1]: floor at 0, full scale at 1."""
+    floor = math.log(log_floor)
+    return (mel - floor) / -floor
+
+
+class Upsampler(nn.Module):
+    """Mel frames -> sample rate with transposed convolutions, frame i centred on i * hop.
+
+    Each stage (factor s, kernel 2s, one kernel per mel bin) spreads frame i over samples
+    [i*s - s, i*s + s) and starts as linear interpolation (a triangular kernel).
+    """
+
+    def __init__(self, channels: int, factors: tuple[int, ...]):
+        super().__init__()
+        self.factors = tuple(factors)
+        self.stages = nn.ModuleList(
+            nn.ConvTranspose1d(channels, channels, 2 * s, stride=s, groups=channels)
+            for s in self.factors)
+        for stage, s in zip(self.stages, self.factors):
+            offsets = torch.arange(2 * s, dtype=torch.float32) - s
+            with torch.no_grad():
+                stage.weight.copy_(1 - offsets.abs() / s)  # (C, 1, 2s) triangles
+                stage.bias.zero_()
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        # c (B, C, T)
+        for stage, s in zip(self.stages, self.factors):
+            frames = c.shape[-1]
+            c = stage(c)[..., s:s + frames * s]  # (B, C, T * s), drop the half-kernel lead
+        return c  # (B, C, T * prod(factors))
+
+
+class ResidualLayer(nn.Module):
+    """Dilated causal conv + conditioning -> gated unit -> residual and skip outputs."""
+
+    def __init__(self, residual: int, gate: int, skip: int, cond: int, dilation: int,
+                 kernel_size: int):
+        super().__init__()
+        self.dilation, self.kernel_size = dilation, kernel_size
+        self.span = dilation * (kernel_size - 1)  # past inputs this layer looks at
+        self.residual, self.skip = residual, skip
+        self.dilated = nn.Conv1d(residual, gate, kernel_size, dilation=dilation)
+        self.cond = nn.Conv1d(cond, gate, 1, bias=False)
+        self.out = nn.Conv1d(gate // 2, residual + skip, 1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x (B, R, N), c (B, C, N)
+        h = self.dilated(F.pad(x, (self.span, 0))) + self.cond(c)  # (B, G, N)
+        a, b = h.chunk(2, dim=1)
+        res, skip = self.out(torch.tanh(a) * torch.sigmoid(b)).split(
+            [self.residual, self.skip], dim=1)
+        return (x + res) * RESIDUAL_SCALE, skip  # (B, R, N), (B, S, N)
+
+    def step(self, x: torch.Tensor, cond: torch.Tensor, queue: torch.Tensor, t: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step. x (B, R): input at t; cond (B, G): this layer's projected
+        conditioning at t plus the conv bias; queue (B, R, span): ring buffer of this
+        layer's past inputs, time u at u % span (zeros before time 0)."""
+        k = self.kernel_size
+        taps = [queue[:, :, (t - j * self.dilation) % self.span] for j in range(k - 1, 0, -1)]
+        taps = torch.stack(taps + [x], dim=-1)  # (B, R, K), the conv's tap order
+        h = torch.addmm(cond, taps.flatten(1), self.dilated.weight.flatten(1).t())  # (B, G)
+        queue[:, :, t % self.span] = x  # overwrites time t - span, no longer needed
+        a, b = h.chunk(2, dim=1)
+        res, skip = F.linear(torch.tanh(a) * torch.sigmoid(b), self.out.weight[:, :, 0],
+                             self.out.bias).split([self.residual, self.skip], dim=1)
+        return (x + res) * RESIDUAL_SCALE, skip  # (B, R), (B, S)
+
+
+class WaveNetStack(nn.Module):
+    """Causal WaveNet body: output at t depends on signal samples before t (and on c)."""
+
+    def __init__(self, out_channels: int, layers: int, cfg):
+        super().__init__()
+        self.input = nn.Conv1d(1, cfg.residual_channels, 1)
+        self.layers = nn.ModuleList(
+            ResidualLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
+                          cfg.n_mels, d, cfg.kernel_size)
+            for d in dilations(layers, cfg.dilation_cycle))
+        self.skip_scale = math.sqrt(1.0 / layers)
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(cfg.skip_channels, cfg.head_channels, 1),
+                                  nn.ReLU(), nn.Conv1d(cfg.head_channels, out_channels, 1))
+
+    def forward(self, signal: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # signal (B, N), c (B, C, N)
+        x = self.input(F.pad(signal, (1, -1)).unsqueeze(1))  # (B, R, N), shifted right by one
+        skips = 0
+        for layer in self.layers:
+            x, skip = layer(x, c)  # (B, R, N), (B, S, N)
+            skips = skips + skip
+        return self.head(skips * self.skip_scale)  # (B, out, N)
+
+    def init_queues(self, batch: int, like: torch.Tensor) -> list[torch.Tensor]:
+        return [like.new_zeros(batch, layer.residual, layer.span) for layer in self.layers]
+
+    def project_condition(self, c: torch.Tensor) -> torch.Tensor:
+        """Every layer's conditioning term (+ its conv bias) for incremental steps.
+        c (B, C, N) -> (B, N, layers, G)."""
+        weight = torch.cat([layer.cond.weight for layer in self.layers])  # (L * G, C, 1)
+        bias = torch.cat([layer.dilated.bias for layer in self.layers])  # (L * G,)
+        out = F.conv1d(c, weight, bias)  # (B, L * G, N)
+        return out.transpose(1, 2).unflatten(2, (len(self.layers), -1))
+
+    def step(self, previous: torch.Tensor, cond: torch.Tensor, queues: list[torch.Tensor],
+             t: int) -> torch.Tensor:
+        """Output at t from the sample at t - 1. previous (B,), cond (B, L, G) from
+        `project_condition` at t -> (B, out)."""
+        x = F.linear(previous.unsqueeze(1), self.input.weight[:, :, 0], self.input.bias)
+        skips = 0
+        for layer, layer_cond, queue in zip(self.layers, cond.unbind(1), queues):
+            x, skip = layer.step(x, layer_cond, queue, t)  # (B, R), (B, S)
+            skips = skips + skip
+        h = F.relu(skips * self.skip_scale)
+        h = F.relu(F.linear(h, self.head[1].weight[:, :, 0], self.head[1].bias))
+        return F.linear(h, self.head[3].weight[:, :, 0], self.head[3].bias)  # (B, out)
+
+
+# ------------------------------------------------------- discretized mixture of logistics
+
+
+def split_mixture(out: torch.Tensor, log_scale_min: float
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Network output (..., 3K, N) -> logits, means, log-scales, each (..., K, N)."""
+    logits, means, log_scales = out.chunk(MIXTURE_PARAMS, dim=-2)
+    return logits, means, log_scales.clamp(min=log_scale_min)
+
+
+def discretized_log_prob(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor,
+                         x: torch.Tensor, bits: int) -> torch.Tensor:
+    """log P(x) of the discretized mixture; x (..., N) in [-1, 1] -> (..., N).
+
+    The 2**bits grid values split [-1, 1] evenly; bin k is [x_k - h, x_k + h] with
+    h = 1 / (2**bits - 1), the two end bins reach to -inf / +inf. The bin mass
+    sigmoid(a) - sigmoid(b) is computed as sigmoid(a) sigmoid(-b) (1 - exp(b - a)), which
+    stays accurate in float32 where bins are far narrower than the logistic.
+    """
+    half_bin = 1.0 / (2 ** bits - 1)
+    x = x.unsqueeze(-2)  # (..., 1, N)
+    inv_scale = torch.exp(-log_scales)  # (..., K, N)
+    upper = (x - means + half_bin) * inv_scale
+    lower = (x - means - half_bin) * inv_scale
+    below_upper = F.logsigmoid(upper)  # log CDF at the upper edge
+    above_lower = F.logsigmoid(-lower)  # log (1 - CDF) at the lower edge
+    inside = below_upper + above_lower + torch.log(-torch.expm1(-2 * half_bin * inv_scale))
+    log_p = torch.where(x < -1 + half_bin, below_upper,
+                        torch.where(x > 1 - half_bin, above_lower, inside))  # (..., K, N)
+    return torch.logsumexp(F.log_softmax(logits, dim=-2) + log_p, dim=-2)
+
+
+def log_density(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor,
+                x: torch.Tensor) -> torch.Tensor:
+    """Continuous log-density of the (undiscretized) mixture; x (..., N) -> (..., N)."""
+    u = (x.unsqueeze(-2) - means) * torch.exp(-log_scales)  # (..., K, N)
+    log_p = -u - 2 * F.softplus(-u) - log_scales
+    return torch.logsumexp(F.log_softmax(logits, dim=-2) + log_p, dim=-2)
+
+
+def logistic_noise(shape, like: torch.Tensor) -> torch.Tensor:
+    u = torch.rand(shape, dtype=like.dtype, device=like.device)
+    u = u.clamp(UNIFORM_EPS, 1 - UNIFORM_EPS)
+    return torch.log(u) - torch.log1p(-u)
+
+
+def sample_mixture(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """One draw per position; (..., K) params -> (...,) in [-1, 1]. temperature scales the
+    logistic noise; 0 takes the mean of the most probable component (deterministic)."""
+    if temperature > 0:
+        gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(UNIFORM_EPS, 1)))
+        k = (logits + gumbel).argmax(dim=-1, keepdim=True)
+    else:
+        k = logits.argmax(dim=-1, keepdim=True)
+    mean = means.gather(-1, k).squeeze(-1)
+    if temperature > 0:
+        scale = torch.exp(log_scales.gather(-1, k).squeeze(-1))
+        mean = mean + temperature * scale * logistic_noise(mean.shape, mean)
+    return mean.clamp(-1, 1)
+
+
+def check_segments(batch: dict, hop_length: int, n_mels: int) -> None:
+    audio, mel = batch["audio"], batch["mel"]
+    if mel.dim() != 3 or mel.shape[1] != n_mels:
+        raise ValueError(f"batch['mel'] must be (B, {n_mels}, T), got {tuple(mel.shape)}")
+    if audio.shape != (mel.shape[0], mel.shape[2] * hop_length):
+        raise ValueError(f"batch['audio'] must be (B, T * hop) = "
+                         f"{(mel.shape[0], mel.shape[2] * hop_length)} for mel "
+                         f"{tuple(mel.shape)}, got {tuple(audio.shape)}")
+
+
+# ------------------------------------------------------------------------------- model
+
+
+class WaveNet(nn.Module):
+    def __init__(self, cfg: WaveNetConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.upsample = Upsampler(cfg.n_mels, cfg.upsample_factors)
+        self.stack = WaveNetStack(MIXTURE_PARAMS * cfg.n_mixtures, cfg.layers, cfg)
+
+    def condition(self, mel: torch.Tensor) -> torch.Tensor:
+        # mel (B, n_mels, T) -> (B, n_mels, T * hop)
+        return self.upsample(normalize_mel(mel, self.cfg.log_floor))
+
+    def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """Mixture parameters at every sample, each from the samples before it.
+        audio (B, N = T * hop), mel (B, n_mels, T) -> (B, 3K, N)."""
+        return self.stack(audio, self.condition(mel))
+
+    def mixture(self, audio: torch.Tensor, mel: torch.Tensor):
+        """(logits, means, log_scales), each (B, K, N)."""
+        return split_mixture(self(audio, mel), self.cfg.log_scale_min)
+
+    def loss(self, batch: dict) -> dict[str, torch.Tensor]:
+        check_segments(batch, self.cfg.hop_length, self.cfg.n_mels)
+        audio = batch["audio"]  # (B, N)
+        log_p = discretized_log_prob(*self.mixture(audio, batch["mel"]), audio,
+                                     self.cfg.quantization_bits)  # (B, N)
+        nll = -log_p.mean()
+        return {"loss": nll, "nll": nll, "bits_per_sample": nll.detach() / math.log(2)}
+
+    @torch.inference_mode()
+    def generate(self, mel: torch.Tensor, temperature: float = 1.0,
+                 progress: bool = False) -> torch.Tensor:
+        """Sample audio one sample at a time with per-layer queues.
+        mel (B, n_mels, T) -> (B, T * hop) in [-1, 1]."""
+        c = self.condition(mel)  # (B, n_mels, N)
+        batch, n = c.shape[0], c.shape[-1]
+        queues = self.stack.init_queues(batch, c)
+        audio = c.new_zeros(batch, n)
+        previous = c.new_zeros(batch)
+        for t in tqdm(range(n), desc="wavenet", unit="sample", disable=not progress):
+            if t % GENERATION_BLOCK == 0:  # conditioning of the next block, all layers
+                cond = self.stack.project_condition(c[:, :, t:t + GENERATION_BLOCK])
+            out = self.stack.step(previous, cond[:, t % GENERATION_BLOCK], queues, t)
+            logits, means, log_scales = split_mixture(out.unsqueeze(-1), self.cfg.log_scale_min)
+            previous = sample_mixture(logits[..., 0], means[..., 0], log_scales[..., 0],
+                                      temperature)  # (B,)
+            audio[:, t] = previous
+        return audio
+
+    @torch.no_grad()
+    def sample(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {"audio": self.generate(batch["mel"][:1])[0]}

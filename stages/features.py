@@ -1,0 +1,60 @@
+"""Stage `features`: log-mel, F0, voicing, energy and padded audio for every split utterance.
+
+Reads `--corpus` wavs for the ids of `--split` train/val/test lists (in that order), extracts
+`tts.audio.utterance_features` over `features.workers` processes (0 = all cores) and writes a
+sharded `tts.featstore` store to `--out`, with `stats.json` (normalization statistics of the
+train split only; per-split counts under "splits"). The same inputs give identical bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tts import audio, corpus, featstore
+from tts.config import AudioConfig, ConfigError, FeaturesConfig, load_params
+
+
+def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, corpus_dir: Path, split_dir: Path,
+        out: Path) -> dict:
+    """Write the feature store `out` (replaced only on success); returns stats.json's dict."""
+    splits = {name: [e.id for e in corpus.read_split(Path(split_dir) / f"{name}.tsv")]
+              for name in corpus.SPLITS}
+    ids = [uid for name in corpus.SPLITS for uid in splits[name]]
+    per_split = {name: featstore.FeatureStats(audio_cfg.sample_rate, audio_cfg.hop_length)
+                 for name in corpus.SPLITS}
+    split_of = {uid: name for name in corpus.SPLITS for uid in splits[name]}
+    paths = [Path(corpus_dir) / corpus.WAVS / f"{uid}.wav" for uid in ids]
+    items = audio.extract_many(paths, audio_cfg, cfg.workers)
+
+    def tee():  # statistics ride along the single pass that writes the shards
+        for uid, item in zip(ids, items):
+            per_split[split_of[uid]].add(item)
+            yield uid, item
+
+    with corpus.staged_dir(Path(out)) as tmp:
+        featstore.write_store(tmp, tee(), cfg.shard_size)
+        stats = per_split["train"].result()
+        stats["splits"] = {name: s.counts() for name, s in per_split.items()}
+        featstore.write_stats(tmp, stats)
+    return stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True, help="LJSpeech-layout corpus")
+    parser.add_argument("--split", type=Path, required=True, help="folder of split lists")
+    parser.add_argument("--out", type=Path, required=True, help="feature store to write")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    try:
+        params = load_params(args.params)
+        stats = run(params.audio, params.features, args.corpus, args.split, args.out)
+    except (audio.AudioError, corpus.CorpusError, ConfigError, ValueError) as exc:
+        raise SystemExit(f"features: {exc}") from exc
+    print(json.dumps({k: stats[k] for k in ("n_utterances", "n_frames", "seconds", "splits")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Shared fixtures. Real data lives outside the repo at ../shared/data/ljspeech-mini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MINI_CORPUS = REPO_ROOT.parent / "shared" / "data" / "ljspeech-mini"
+TINY_BUILTIN_UTTERANCES = 6
+
+
+@pytest.fixture(scope="session")
+def mini_corpus() -> Path:
+    """24 real LJSpeech 1.1 utterances (LJSpeech layout), or skip where absent."""
+    if not (MINI_CORPUS / "metadata.csv").is_file():
+        pytest.skip(f"real-data test: {MINI_CORPUS} not found (only on the project machine)")
+    return MINI_CORPUS
+
+
+@pytest.fixture(scope="session")
+def tiny_builtin_corpus(tmp_path_factory) -> Path:
+    """A builtin eSpeak corpus of TINY_BUILTIN_UTTERANCES utterances (read-only: copy to edit)."""
+    from tts.config import BuiltinCorpusConfig
+    from tts.corpus import synthesize_builtin
+
+    out = tmp_path_factory.mktemp("builtin") / "corpus"
+    synthesize_builtin(BuiltinCorpusConfig(n_utterances=TINY_BUILTIN_UTTERANCES), out)
+    return out

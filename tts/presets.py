@@ -1,0 +1,57 @@
+"""Turn a preset params file (e.g. presets/fastspeech2-paper.yaml) into `dvc exp run -S` flags.
+
+    dvc exp run $(python -m tts.presets presets/fastspeech2-paper.yaml)
+
+A preset is a fragment of params.yaml; it is validated against the full params file
+before any flag is printed, so a stale preset fails here, naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+from pathlib import Path
+
+import yaml
+
+from tts.config import parse_params
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def merge(base: dict, preset: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for dotted, value in flatten(preset).items():
+        node = merged
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return merged
+
+
+def flags(preset_path: Path, params_path: Path = Path("params.yaml")) -> list[str]:
+    preset = yaml.safe_load(preset_path.read_text()) or {}
+    parse_params(merge(yaml.safe_load(params_path.read_text()), preset))  # validates
+    return [f"-S {shlex.quote(f'{k}={yaml.safe_dump(v, default_flow_style=True).strip()}')}"
+            .replace("\n...", "") for k, v in flatten(preset).items()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("presets", type=Path, nargs="+")
+    args = parser.parse_args()
+    print(" ".join(f for p in args.presets for f in flags(p)))
+
+
+if __name__ == "__main__":
+    main()
