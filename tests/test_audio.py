@@ -147,3 +147,13 @@ def test_utterance_features_grid(tmp_path):
     assert item["audio"].shape == (frames * CFG.hop_length,)
     full = audio.mel_spectrogram(torch.from_numpy(item["audio"]), CFG)[:, :frames]
     assert np.allclose(item["mel"], full.numpy(), atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU check: no CUDA device here")
+def test_mel_and_griffin_lim_on_gpu():
+    x = torch.from_numpy(tone())
+    cpu = audio.mel_spectrogram(x, CFG)
+    gpu = audio.mel_spectrogram(x.cuda(), CFG)
+    assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-3)
+    y = audio.griffin_lim(gpu, CFG, n_iter=4)
+    assert y.device.type == "cuda" and y.shape == (cpu.shape[-1] * CFG.hop_length,)

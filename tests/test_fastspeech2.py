@@ -19,6 +19,15 @@ TINY = FastSpeech2Config(n_symbols=N_SYMBOLS, n_mels=N_MELS, hidden=32, encoder_
 LOG_FLOOR = math.log(1e-5)  # the collate pads mel with log(log_floor)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on shared cores: intra-op threads only spin against each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_batch(phone_lengths: list[int], seed: int = 0) -> dict:
     """A text batch as tts/data.py collates it: 0-padded phonemes, durations summing to the
     mel lengths, mel padded with log(log_floor), frame- and phone-level z-scored variances."""
@@ -71,16 +80,19 @@ def test_overfits_one_batch(level):
     torch.manual_seed(0)
     model = FastSpeech2(dataclasses.replace(TINY, variance_level=level))
     batch = make_batch([9, 7, 12, 5])
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(150):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    history = []
+    for _ in range(80):
         losses = model.loss(batch)
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
-        first = first if first is not None else losses["loss"].item()
-    assert set(losses) == {"loss", "mel", "postnet_mel", "duration", "pitch", "energy"}
-    assert losses["loss"].item() <= 0.2 * first, (first, {k: v.item() for k, v in losses.items()})
+        history.append({k: v.item() for k, v in losses.items()})
+    first, last = history[0], history[-1]
+    assert set(last) == {"loss", "mel", "postnet_mel", "duration", "pitch", "energy"}
+    assert last["loss"] <= 0.2 * first["loss"], (first, last)
+    # the variance terms fall fastest; the mel itself must be fitted too, not just biases
+    assert last["mel"] <= 0.6 * first["mel"] and last["postnet_mel"] <= 0.2 * first["postnet_mel"]
 
 
 def test_every_parameter_gets_a_gradient():

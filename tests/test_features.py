@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def test_store_round_trip(tmp_path):
             assert got[key].dtype == value.dtype and np.array_equal(got[key], value), key
         got["mel"][:] = 0  # a private, writable copy: the store is unchanged
     assert np.array_equal(store["u0"]["mel"], items[0][1]["mel"])
+    clone = pickle.loads(pickle.dumps(store))  # DataLoader workers get a pickled store
+    assert np.array_equal(clone["u3"]["audio"], items[3][1]["audio"])
     with pytest.raises(KeyError, match="nope"):
         store["nope"]
     with pytest.raises(KeyError, match="nope"):

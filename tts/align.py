@@ -48,8 +48,8 @@ PAUSES = ("sil", "sp")  # our pause tokens (tts.text)
 SILENCE_LABELS = frozenset({"", "sil", "sp", "<eps>", "<sil>", "<s>", "</s>", "SIL"})
 UNKNOWN_LABEL = "spn"  # MFA's unknown-word filler
 PS_SAMPLE_RATE = 16000  # the bundled pocketsphinx model is trained on 16 kHz audio
+GAP = 1e-6  # seconds: intervals closer than this touch
 PCM_SCALE = 32767  # float [-1, 1] -> int16 for pocketsphinx
-TEXTGRID_DECIMALS = 4  # seconds written to TextGrids
 MFA_INSTALL = ("install the Montreal Forced Aligner with `conda install -c conda-forge "
                "montreal-forced-aligner` (and `mfa model download acoustic <model>`), or "
                "switch to the pip-only aligner with `align.aligner: pocketsphinx` in "
@@ -65,6 +65,7 @@ class AlignConfig:
     max_phone_edits: int = 0  # substitutions/insertions/deletions tolerated between the aligner's phones and ours
     ps_frame_rate: int = 100  # pocketsphinx frames per second (its model was trained at 100)
     ps_beam: float = 1.0e-48  # pocketsphinx search beam (smaller = wider)
+    ps_silence_prob: float = 0.3  # pocketsphinx prior of an optional silence between words (its default 0.005 misses short pauses)
     ps_time_offset: float = 0.015  # seconds added to pocketsphinx boundaries (its frames are labelled by window start; median lag vs MFA on real LJSpeech)
     mfa_command: str = "mfa"  # path or name of the `mfa` executable
     mfa_acoustic_model: str = "english_us_arpa"  # pretrained MFA model; "" = `mfa train` on the corpus
@@ -77,6 +78,7 @@ class AlignConfig:
         _check(self.max_phone_edits >= 0, f"{key}.max_phone_edits", "must be >= 0")
         _check(self.ps_frame_rate > 0, f"{key}.ps_frame_rate", "must be positive")
         _check(0 < self.ps_beam < 1, f"{key}.ps_beam", "must be in (0, 1)")
+        _check(0 < self.ps_silence_prob <= 1, f"{key}.ps_silence_prob", "must be in (0, 1]")
         _check(abs(self.ps_time_offset) < 1, f"{key}.ps_time_offset", "must be under 1 s")
 
     @property
@@ -113,8 +115,7 @@ def write_textgrid(path: Path, words: list[Interval], phones: list[Interval],
 
     grid = textgrid.Textgrid(minTimestamp=0.0, maxTimestamp=duration)
     for name, items in (("words", words), ("phones", phones)):
-        entries = [PraatInterval(round(s, TEXTGRID_DECIMALS), round(min(e, duration),
-                                 TEXTGRID_DECIMALS), label)
+        entries = [PraatInterval(s, min(e, duration), label)
                    for s, e, label in items if min(e, duration) > s]
         grid.addTier(textgrid.IntervalTier(name, entries, 0.0, duration))
     grid.save(str(path), format="long_textgrid", includeBlankSpaces=True)
@@ -300,6 +301,25 @@ def phone_averages(dur: np.ndarray, f0: np.ndarray, voiced: np.ndarray,
     return pitch, power
 
 
+def boundary_errors(ref: list[Interval], hyp: list[Interval]) -> np.ndarray | None:
+    """Signed hyp - ref phone boundary differences (seconds); None if the phones differ.
+
+    Silence is ignored. Boundaries: every phone's start, plus its end where either aligner
+    puts a silence after it (so a boundary shared by two phones counts once).
+    """
+    ref = [p for p in ref if not is_silence(p.label)]
+    hyp = [p for p in hyp if not is_silence(p.label)]
+    if [strip_stress(p.label) for p in ref] != [strip_stress(p.label) for p in hyp]:
+        return None
+    diffs = []
+    for k, (r, h) in enumerate(zip(ref, hyp)):
+        diffs.append(h.start - r.start)
+        last = k == len(ref) - 1
+        if last or ref[k + 1].start - r.end > GAP or hyp[k + 1].start - h.end > GAP:
+            diffs.append(h.end - r.end)
+    return np.asarray(diffs)
+
+
 # --------------------------------------------------------------- the utterance to align
 
 
@@ -325,7 +345,7 @@ def _ps_decoder(cfg: AlignConfig):
         empty_dict = f.name  # the decoder needs a dictionary file; words come per utterance
     try:
         return Decoder(samprate=PS_SAMPLE_RATE, lm=None, dict=empty_dict, loglevel="FATAL",
-                       frate=cfg.ps_frame_rate, beam=cfg.ps_beam)
+                       frate=cfg.ps_frame_rate, beam=cfg.ps_beam, silprob=cfg.ps_silence_prob)
     finally:
         os.unlink(empty_dict)
 

@@ -61,7 +61,7 @@ def load_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     """Read a wav as mono float32 (N,) in [-1, 1] at `sample_rate` (resampled if needed)."""
     try:
         audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / OSError
+    except (sf.SoundFileError, RuntimeError, OSError) as exc:  # what libsndfile raises
         raise AudioError(f"{path}: cannot read audio ({exc}); re-export it as a wav "
                          f"file or drop the utterance") from exc
     audio = audio.mean(axis=1)  # (N,) mono

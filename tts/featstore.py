@@ -148,6 +148,9 @@ class FeatureStore:
         self._shards: dict[int, dict[str, np.ndarray]] = {}
         self._stats: dict | None = None
 
+    def __getstate__(self) -> dict:  # pickled into spawned DataLoader workers: no open mmaps
+        return {**self.__dict__, "_shards": {}}
+
     def __len__(self) -> int:
         return len(self.ids)
 
