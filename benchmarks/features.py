@@ -54,8 +54,10 @@ def agreement(paths: list[Path], cfg) -> dict:
     mel_diff, cents = 0.0, []
     for path in paths:
         ours, plain = audio.utterance_features(path, cfg), plain_features(path, cfg)
-        frames = min(ours["mel"].shape[1], plain["mel"].shape[1]) - 1  # last frame: padding differs
-        mel_diff = max(mel_diff, float(np.abs(ours["mel"][:, :frames] - plain["mel"][:, :frames]).max()))
+        edge = cfg.n_fft // (2 * cfg.hop_length) + 1  # end frames whose window meets our padding
+        frames = min(ours["mel"].shape[1], plain["mel"].shape[1]) - edge
+        diff = np.abs(ours["mel"][:, :frames] - plain["mel"][:, :frames])
+        mel_diff = max(mel_diff, float(diff.max()))
         f0_plain = plain["f0"][:frames]
         both = ours["voiced"][:frames] & (f0_plain > 0)
         cents.append(CENTS_PER_OCTAVE * np.abs(np.log2(ours["f0"][:frames][both] / f0_plain[both])))

@@ -24,6 +24,7 @@ class ModelSpec:
     data: Literal["text", "segments"]  # text batches (acoustic) or random audio segments
     role: Literal["acoustic", "vocoder", "part"]  # "part": half of a composite (DCTTS)
     teacher: str | None = None  # registry name of a frozen teacher bound into the loss
+    needs_alignment: bool = False  # trains on aligner durations (stage needs --align)
 
     @property
     def config_cls(self) -> type:
@@ -36,7 +37,7 @@ class ModelSpec:
 
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in [
     ModelSpec("fastspeech2", "models.fastspeech2", "FastSpeech2Config", "FastSpeech2",
-              "fastspeech2", "text", "acoustic"),
+              "fastspeech2", "text", "acoustic", needs_alignment=True),
     ModelSpec("tacotron2", "models.tacotron2", "Tacotron2Config", "Tacotron2",
               "tacotron2", "text", "acoustic"),
     ModelSpec("dctts_text2mel", "models.dctts", "Text2MelConfig", "Text2Mel",

@@ -118,7 +118,7 @@ class SelfAttention(nn.Module):
         B, T, C = x.shape  # x (B, T, C), mask (B, T) True on valid positions
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, T, C / heads)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=None,
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :],
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 

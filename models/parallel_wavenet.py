@@ -50,7 +50,7 @@ class ParallelWaveNetConfig:
     upsample_factors: tuple[int, ...] = (16, 16)  # shared conditioning upsampler; product = hop
     initial_log_scale: float = -3.0  # total log-scale of the untrained stack (split evenly)
     n_samples: int = 4  # student draws per time step in the cross-entropy estimate
-    power_weight: float = 1.0  # weight of the multi-resolution STFT (power) loss
+    power_weight: float = 0.1  # weight of the multi-resolution STFT (power) loss
     power_resolutions: tuple[tuple[int, int, int], ...] = (
         (512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win) each
     # feature contract (filled from `audio:`)

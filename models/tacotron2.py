@@ -56,11 +56,11 @@ class Tacotron2Config:
     prenet_dim: int = 64  # width of each prenet layer (paper 256)
     prenet_layers: int = 2  # prenet depth
     prenet_dropout: float = 0.5  # always on, also at inference
-    decoder_dim: int = 256  # units in each of the 2 decoder LSTMs (paper 1024)
+    decoder_dim: int = 128  # units in each of the 2 decoder LSTMs (paper 1024)
     decoder_dropout: float = 0.1  # dropout on LSTM outputs (stand-in for zoneout 0.1)
     reduction: int = 2  # mel frames per decoder step r (paper 1)
     # postnet
-    postnet_dim: int = 128  # channels (paper 512)
+    postnet_dim: int = 64  # channels (paper 512)
     postnet_layers: int = 5  # convolution layers
     postnet_kernel: int = 5  # their kernel size (odd)
     # loss

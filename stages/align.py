@@ -89,6 +89,7 @@ def make_report(cfg, version, total, rows, dropped, counts, phone_frames, audio_
         "mean_phone_ms": round(1000 * mean_frames * audio_cfg.frame_seconds, 2),
         "pauses": {k: counts[k] for k in ("sil", "sp", "pauses_aligned", "pauses_empty",
                                           "silences_absorbed")},
+        "frames_moved": counts["frames_moved"],  # boundary shifts giving every phone a frame
     }
 
 

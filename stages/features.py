@@ -19,8 +19,11 @@ from tts.config import AudioConfig, ConfigError, FeaturesConfig, load_params
 def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, corpus_dir: Path, split_dir: Path,
         out: Path) -> dict:
     """Write the feature store `out` (replaced only on success); returns stats.json's dict."""
-    splits = {name: [e.id for e in corpus.read_split(Path(split_dir) / f"{name}.tsv")]
-              for name in corpus.SPLITS}
+    lists = {name: Path(split_dir) / f"{name}.tsv" for name in corpus.SPLITS}
+    for path in lists.values():
+        if not path.is_file():
+            raise corpus.CorpusError(f"{path} not found; run `dvc repro split` first")
+    splits = {name: [e.id for e in corpus.read_split(path)] for name, path in lists.items()}
     ids = [uid for name in corpus.SPLITS for uid in splits[name]]
     per_split = {name: featstore.FeatureStats(audio_cfg.sample_rate, audio_cfg.hop_length)
                  for name in corpus.SPLITS}

@@ -31,6 +31,9 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
         align: Path | None = None, teacher: Path | None = None, quiet: bool = False) -> dict:
     spec = models.spec(name)
     train_cfg, model_cfg = params.network(name)
+    if spec.needs_alignment and align is None:
+        raise SystemExit(f"{name} trains on phone durations: pass --align (the align stage's "
+                         f"output)")
     data = build_train_data(spec.data, train_cfg, params.audio, split, features, align)
     seed_everything(train_cfg.seed)  # initial weights follow the run's seed
     model = models.build_model(name, model_cfg)

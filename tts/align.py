@@ -27,8 +27,9 @@ sequence:
 - Seconds become frames by rounding every cumulative boundary onto the frame grid: frame
   i is centred on sample i * hop (torchaudio center=True), so a boundary at time t closes
   after the ceil(t * sr / hop) frames whose centres precede it; the last boundary is T, so
-  durations sum exactly to the mel frame count. A phone left with zero frames takes one
-  from its longer neighbour; if no neighbour can spare one the utterance is dropped.
+  durations sum exactly to the mel frame count. A symbol left with zero frames takes one
+  from the next symbol (pushing later boundaries as little as needed); an utterance with
+  fewer frames than symbols is dropped. Nothing ever gets zero frames.
 """
 
 from __future__ import annotations
@@ -59,16 +60,23 @@ MFA_INSTALL = ("install the Montreal Forced Aligner with `conda install -c conda
 @dataclass(frozen=True)
 class AlignConfig:
     aligner: Literal["pocketsphinx", "mfa"] = "pocketsphinx"  # which forced aligner runs
-    workers: int = 0  # pocketsphinx processes (and `mfa -j`); 0 = all cores
-    absorb_silence: Literal["previous", "next", "split"] = "split"  # silence where our text has no pause: given to the phone before, after, or half each
-    spn: Literal["spread", "drop"] = "spread"  # MFA unknown-word `spn`: share its time among the word's phones, or drop the utterance
-    max_phone_edits: int = 0  # substitutions/insertions/deletions tolerated between the aligner's phones and ours
-    ps_frame_rate: int = 100  # pocketsphinx frames per second (its model was trained at 100)
-    ps_beam: float = 1.0e-48  # pocketsphinx search beam (smaller = wider)
-    ps_silence_prob: float = 0.3  # pocketsphinx prior of an optional silence between words (its default 0.005 misses short pauses)
-    ps_time_offset: float = 0.015  # seconds added to pocketsphinx boundaries (its frames are labelled by window start; median lag vs MFA on real LJSpeech)
+    workers: int = 0  # pocketsphinx processes (and `mfa --num_jobs`); 0 = all cores
+    # silence where our text has no pause goes to the phone before, after, or half each
+    absorb_silence: Literal["previous", "next", "split"] = "split"
+    # MFA's unknown-word `spn`: share its time among the word's phones, or drop the utterance
+    spn: Literal["spread", "drop"] = "spread"
+    # substitutions/insertions/deletions tolerated between the aligner's phones and ours
+    max_phone_edits: int = 0
+    ps_frame_rate: int = 100  # pocketsphinx frames per second (its model's rate)
+    ps_beam: float = 1.0e-48  # pocketsphinx search beam (smaller = wider, slower)
+    # pocketsphinx prior of an optional pause between words; its default, 0.005, missed
+    # 12 of 38 MFA pauses >= 50 ms on ljspeech-mini, 0.3 misses 3 and adds 2
+    ps_silence_prob: float = 0.3
+    # seconds added to pocketsphinx boundaries: its frames are labelled by window start;
+    # the median lag behind MFA on ljspeech-mini was 15-20 ms
+    ps_time_offset: float = 0.015
     mfa_command: str = "mfa"  # path or name of the `mfa` executable
-    mfa_acoustic_model: str = "english_us_arpa"  # pretrained MFA model; "" = `mfa train` on the corpus
+    mfa_acoustic_model: str = "english_us_arpa"  # pretrained model; "" = `mfa train`
     mfa_args: tuple[str, ...] = ()  # extra arguments for `mfa align` / `mfa train`
 
     def validate(self, key: str) -> None:
@@ -250,21 +258,25 @@ def frame_boundary(seconds: float, sample_rate: int, hop_length: int) -> int:
 
 
 def durations_from_spans(spans: list[tuple[float, float]], n_frames: int,
-                         sample_rate: int, hop_length: int) -> np.ndarray:
-    """Whole-frame durations summing to n_frames; zero-length symbols borrow a frame."""
-    ends = [min(frame_boundary(end, sample_rate, hop_length), n_frames)
-            for _, end in spans]
+                         sample_rate: int, hop_length: int) -> tuple[np.ndarray, int]:
+    """Whole-frame durations summing to n_frames, each >= 1; and the frames moved for that.
+
+    A symbol whose span rounds to no frame takes one from the symbol after it (the one
+    before it at the end), pushing boundaries along as little as possible.
+    """
+    if n_frames < len(spans):
+        raise AlignmentDropped(f"{len(spans)} symbols but only {n_frames} frames")
+    rounded = np.array([min(frame_boundary(end, sample_rate, hop_length), n_frames)
+                        for _, end in spans], dtype=np.int64)
+    rounded[-1] = n_frames
+    ends = np.maximum.accumulate(rounded)
+    for i in range(len(ends)):  # forward: every symbol at least one frame
+        ends[i] = max(ends[i], (ends[i - 1] if i else 0) + 1)
     ends[-1] = n_frames
-    ends = np.maximum.accumulate(np.asarray(ends, dtype=np.int64))
+    for i in range(len(ends) - 2, -1, -1):  # backward: room for the symbols after
+        ends[i] = min(ends[i], ends[i + 1] - 1)
     dur = np.diff(np.concatenate([[0], ends]))
-    for i in np.flatnonzero(dur == 0):
-        neighbours = [k for k in (i - 1, i + 1) if 0 <= k < len(dur) and dur[k] > 1]
-        if not neighbours:
-            raise AlignmentDropped(f"symbol {i} has no frames and no neighbour can spare one")
-        donor = max(neighbours, key=lambda k: dur[k])
-        dur[donor] -= 1
-        dur[i] += 1
-    return dur
+    return dur, int(np.abs(ends - np.maximum.accumulate(rounded)).sum())
 
 
 def durations_from_textgrid(path: Path, symbols: list[str], n_frames: int,
@@ -280,7 +292,8 @@ def durations_from_textgrid(path: Path, symbols: list[str], n_frames: int,
     if n_frames < len(symbols):
         raise AlignmentDropped(f"{len(symbols)} symbols but only {n_frames} frames")
     spans, counts = _spans(symbols, phones, cfg)
-    dur = durations_from_spans(spans, n_frames, sample_rate, hop_length)
+    dur, counts["frames_moved"] = durations_from_spans(spans, n_frames, sample_rate,
+                                                       hop_length)
     if int(dur.sum()) != n_frames or (dur <= 0).any():
         raise ValueError(f"{utt_id or path}: durations sum to {int(dur.sum())}, expected "
                          f"{n_frames} frames (or a phone has no frames); this is a bug")
@@ -338,16 +351,45 @@ def _word_key(phones: list[str]) -> str:
 # ---------------------------------------------------------------------- pocketsphinx
 
 
-def _ps_decoder(cfg: AlignConfig):
+def _ps_decoder(cfg: AlignConfig, silence_prob: float | None = None):
+    """A pocketsphinx decoder with no language model and an empty dictionary."""
     from pocketsphinx import Decoder
 
+    options = dict(samprate=PS_SAMPLE_RATE, lm=None, loglevel="FATAL",
+                   frate=cfg.ps_frame_rate, beam=cfg.ps_beam)
+    if silence_prob is not None:
+        options["silprob"] = silence_prob
     with tempfile.NamedTemporaryFile("w", suffix=".dict", delete=False) as f:
         empty_dict = f.name  # the decoder needs a dictionary file; words come per utterance
     try:
-        return Decoder(samprate=PS_SAMPLE_RATE, lm=None, dict=empty_dict, loglevel="FATAL",
-                       frate=cfg.ps_frame_rate, beam=cfg.ps_beam, silprob=cfg.ps_silence_prob)
+        return Decoder(dict=empty_dict, **options)
     finally:
         os.unlink(empty_dict)
+
+
+class PocketSphinx:
+    """`pocketsphinx_align` with `cfg.ps_silence_prob`, retried once with pocketsphinx's
+    own silence prior: on real speech a high prior occasionally leaves the search with no
+    path to the end of the utterance (1 of 24 ljspeech-mini clips)."""
+
+    def __init__(self, cfg: AlignConfig):
+        self.cfg = cfg
+        self.decoder = _ps_decoder(cfg, cfg.ps_silence_prob)
+        self.fallback = None
+
+    def __call__(self, utt: Utterance, audio: np.ndarray, sample_rate: int):
+        try:
+            return pocketsphinx_align(self.decoder, utt, audio, sample_rate, self.cfg)
+        except AlignmentDropped as first:
+            self.decoder = _ps_decoder(self.cfg, self.cfg.ps_silence_prob)  # reset its state
+            if self.fallback is None:
+                self.fallback = _ps_decoder(self.cfg)
+            try:
+                return pocketsphinx_align(self.fallback, utt, audio, sample_rate, self.cfg)
+            except AlignmentDropped as second:
+                self.fallback = None
+                raise AlignmentDropped(f"{first}; retried with the default silence prior: "
+                                       f"{second}") from second
 
 
 def pocketsphinx_align(decoder, utt: Utterance, audio: np.ndarray, sample_rate: int,
@@ -408,7 +450,7 @@ def _ps_init(cfg: AlignConfig, audio_cfg) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER.update(decoder=_ps_decoder(cfg), cfg=cfg, audio=audio_cfg)
+    _WORKER.update(aligner=PocketSphinx(cfg), cfg=cfg, audio=audio_cfg)
 
 
 def _ps_job(job: tuple[Utterance, Path]) -> tuple[str, str | None]:
@@ -418,8 +460,7 @@ def _ps_job(job: tuple[Utterance, Path]) -> tuple[str, str | None]:
     cfg, audio_cfg = _WORKER["cfg"], _WORKER["audio"]
     try:
         audio = load_wav(utt.wav, audio_cfg.sample_rate)
-        words, phones = pocketsphinx_align(_WORKER["decoder"], utt, audio,
-                                           audio_cfg.sample_rate, cfg)
+        words, phones = _WORKER["aligner"](utt, audio, audio_cfg.sample_rate)
         write_textgrid(out / f"{utt.id}.TextGrid", words, phones,
                        len(audio) / audio_cfg.sample_rate)
     except (AlignmentDropped, ValueError) as exc:  # tts.audio.AudioError is a ValueError

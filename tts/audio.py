@@ -283,7 +283,9 @@ def extract_many(paths: list[Path], cfg, workers: int = 0, desc: str = "features
 
     from tqdm import tqdm
 
-    workers = workers or os.cpu_count() or 1
+    if not workers:  # the cores this process may use (affinity), else all
+        affinity = getattr(os, "sched_getaffinity", None)
+        workers = len(affinity(0)) if affinity else os.cpu_count() or 1
     jobs = [(p, cfg) for p in paths]
     bar = tqdm(total=len(jobs), desc=desc, unit="utt", smoothing=0.05)
     if workers == 1 or len(jobs) <= 1:

@@ -172,6 +172,7 @@ EXTRA_SECTIONS: dict[str, str] = {
     "noise_schedule": "tts.noise_schedule:NoiseScheduleConfig",
     "evaluate": "tts.evaluation:EvaluateConfig",
     "synth": "tts.inference:SynthConfig",
+    "griffin_lim": "models.griffin_lim:GriffinLimConfig",
 }
 
 

@@ -52,8 +52,8 @@ class NoiseScheduleConfig:
     # seed candidates: Fibonacci-style and linear schedules ending at each of these betas
     seed_beta_ends: tuple[float, ...] = (0.1, 0.3, 0.6)
     # scoring
-    clips: int = 4  # held-out validation utterances scored
-    clip_frames: int = 64  # mel frames per clip (a window placed with `seed`)
+    clips: int = 3  # held-out validation utterances scored
+    clip_frames: int = 48  # mel frames per clip (a window placed with `seed`)
     mel_weight: float = 1.0  # weight of the log-mel L1 distance in the score
     stft_weight: float = 1.0  # weight of the multi-resolution STFT distance
     stft_resolutions: tuple[tuple[int, int, int], ...] = DEFAULT_STFT_RESOLUTIONS  # (n_fft, hop, win)

@@ -1,0 +1,136 @@
+"""FastSpeech2 speed: training steps/s and inference real-time factor, default vs paper size.
+
+Both sizes run in the same process on the same batch, so the paper size is reported as a
+ratio to the default size (the baseline). Batches are synthetic with LJSpeech-like
+lengths (phones per utterance and frames per phone drawn around the corpus means);
+inference forces the duration predictor to the mean frames per phone, since an untrained
+one predicts about one frame per phone. RTF = compute seconds / seconds of audio
+generated (T frames * hop / sample_rate); below 1 is faster than real time.
+
+    python -m benchmarks.fastspeech2 [--steps 5] [--batch-size 16] [--threads 1]
+    python -m benchmarks.fastspeech2 --device cuda --precision bf16 --steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+
+import torch
+
+from benchmarks.harness import print_table, timed, write_results
+from models.fastspeech2 import LOG_DURATION_OFFSET, FastSpeech2, FastSpeech2Config
+from tts.config import AudioConfig
+
+AUDIO = AudioConfig()  # hop 256 @ 22050 Hz: 86 frames per second
+N_SYMBOLS = 80  # about the size of tts.text.SYMBOLS
+PHONES_MEAN, PHONES_SPREAD = 80, 40  # phones per utterance: uniform mean +- spread (~6.5 s)
+FRAMES_PER_PHONE = 7  # LJSpeech: ~12 phones/s at 86 frames/s
+INFERENCE_PHONES = 100  # one ~8 s utterance
+SIZES = {
+    "default": FastSpeech2Config(n_symbols=N_SYMBOLS, n_mels=AUDIO.n_mels),
+    "paper": FastSpeech2Config(n_symbols=N_SYMBOLS, n_mels=AUDIO.n_mels, hidden=256,
+                               encoder_layers=4, decoder_layers=4, heads=2, conv_filter=1024,
+                               conv_kernel=9, predictor_filter=256, postnet_channels=512),
+}
+
+
+def realistic_batch(batch_size: int, n_mels: int, seed: int = 0) -> dict:
+    """A phone-level text batch with LJSpeech-like lengths (padding included)."""
+    g = torch.Generator().manual_seed(seed)
+    phones = torch.randint(PHONES_MEAN - PHONES_SPREAD, PHONES_MEAN + PHONES_SPREAD + 1,
+                           (batch_size,), generator=g)
+    L = int(phones.max())
+    durations = torch.randint(1, 2 * FRAMES_PER_PHONE, (batch_size, L), generator=g)
+    durations *= torch.arange(L)[None, :] < phones[:, None]
+    mel_lengths = durations.sum(1)
+    T = int(mel_lengths.max())
+    frame_valid = torch.arange(T)[None, :] < mel_lengths[:, None]
+    return dict(phonemes=torch.randint(1, N_SYMBOLS, (batch_size, L), generator=g)
+                * (durations > 0), phoneme_lengths=phones, durations=durations,
+                mel=torch.randn(batch_size, n_mels, T, generator=g) * frame_valid[:, None],
+                mel_lengths=mel_lengths, pitch=torch.randn(batch_size, T, generator=g),
+                energy=torch.randn(batch_size, T, generator=g),
+                phone_pitch=torch.randn(batch_size, L, generator=g),
+                phone_energy=torch.randn(batch_size, L, generator=g))
+
+
+def measure(cfg: FastSpeech2Config, batch: dict, args) -> dict:
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    model = FastSpeech2(cfg).to(device)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16,
+                    enabled=args.precision == "bf16")
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def train_steps():
+        for _ in range(args.steps):
+            with torch.autocast(**autocast):
+                loss = model.loss(batch)["loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        sync()
+
+    train_steps()  # warm-up (allocator, kernels)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    step_s = timed(train_steps, repeat=args.repeat) / args.steps
+    memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
+
+    model.eval()
+    with torch.no_grad():
+        model.duration_predictor.proj.bias.fill_(math.log(FRAMES_PER_PHONE + LOG_DURATION_OFFSET))
+    phonemes = torch.randint(1, N_SYMBOLS, (1, INFERENCE_PHONES), device=device)
+    frames = int(model.synthesize(phonemes)["durations"].sum())
+
+    def infer():
+        with torch.autocast(**autocast):
+            model.synthesize(phonemes)
+        sync()
+
+    infer()
+    infer_s = timed(infer, repeat=args.repeat)
+    audio_s = frames * AUDIO.hop_length / AUDIO.sample_rate
+    return dict(params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+                batch_frames=int(batch["mel_lengths"].sum()), steps_per_s=1 / step_s,
+                infer_frames=frames, rtf=infer_s / audio_s, gpu_mem_gib=memory)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="training steps per timing")
+    parser.add_argument("--repeat", type=int, default=3, help="timings; the best is kept")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    for name, cfg in SIZES.items():
+        batch = realistic_batch(args.batch_size, cfg.n_mels)
+        row = dict(size=name, device=args.device, precision=args.precision,
+                   **measure(cfg, batch, args))
+        baseline = rows[0] if rows else row
+        row["train_ratio"] = row["steps_per_s"] / baseline["steps_per_s"]
+        row["infer_ratio"] = baseline["rtf"] / row["rtf"]  # speed relative to the baseline
+        rows.append({k: v for k, v in row.items() if v is not None})
+    suffix = "" if args.device == "cpu" else f"_{torch.device(args.device).type}"
+    path = write_results(f"fastspeech2{suffix}", rows, baseline="default size, same run",
+                         batch_size=args.batch_size, steps=args.steps,
+                         configs={k: dataclasses.asdict(v) for k, v in SIZES.items()})
+    print_table(rows)
+    print(f"RTF = compute s / audio s (hop {AUDIO.hop_length} @ {AUDIO.sample_rate} Hz); "
+          f"ratios vs the default size; written {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Stage `griffin_lim`: the Griffin-Lim "vocoder" folder, so it sits beside the trained ones.
+
+    python -m stages.griffin_lim --out FILE
+
+Writes `griffin_lim:` params and the feature contract (`audio:`) to --out (a JSON file,
+`data/models/griffin_lim/config.json` in the DAG); nothing is trained. Pairs that use
+Griffin-Lim depend on that folder, so changing its settings re-evaluates exactly them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from models.griffin_lim import GriffinLimConfig
+from tts.config import AudioConfig, ConfigError, load_params, to_dict
+
+
+def run(cfg: GriffinLimConfig, audio: AudioConfig, out: Path) -> dict:
+    record = {"griffin_lim": to_dict(cfg), "audio": to_dict(audio)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out)
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="config.json to write")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    try:
+        params = load_params(args.params)
+        record = run(params.section("griffin_lim"), params.audio, args.out)
+    except ConfigError as exc:
+        raise SystemExit(f"griffin_lim: {exc}") from exc
+    print(json.dumps(record["griffin_lim"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,417 @@
+"""Objective evaluation on the held-out test list: copy synthesis per vocoder, text to
+speech per (acoustic model, vocoder) pair, and the ground-truth row.
+
+Each evaluation writes one folder (a DVC output):
+
+    summary.json     {"rows": [row, ...]}: a row per evaluated system (one per pair, one per
+                     WaveGrad schedule in copy synthesis) with `key kind acoustic vocoder
+                     label n metrics audio figures`; paths are relative to the folder
+    utterances.csv   one line per (row, utterance): every metric, the recognizer's words
+    wavs/<label>/<id>.wav, figures/<label>/<id>_{mel,attention,pitch}.png
+
+Metrics (`tts.metrics`): MCD-DTW (dB), log-F0 RMSE and voicing error on the DTW path,
+multi-resolution STFT distance, PESQ (wide band), STOI, word/character error rate of the
+PocketSphinx recognizer against the normalized transcript, duration ratio (synthesized /
+recorded), the attention alignment score (`tts.attention`: diagonal mass, skip and repeat
+rates) and failure rate of attention models, and real-time factors (compute seconds per
+second of audio; below 1 is faster than real time). `rank` orders the TTS pairs by the mean
+of their ranks in each `rank_by` column (1 = best); `tts.report` renders everything.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tts import audio as A
+from tts import metrics as M
+from tts import plots
+
+SUMMARY_FILE = "summary.json"
+UTTERANCES_FILE = "utterances.csv"
+WAV_DIR = "wavs"
+FIGURE_DIR = "figures"
+WARMUP_PHONEMES = ("sil", "AH0", "sil")  # untimed first call: lazy init stays out of the RTF
+WARMUP_FRAMES = 4
+
+# Every reported metric: (label, better: "low" | "high" | "one" (closest to 1), format).
+METRICS: dict[str, tuple[str, str, str]] = {
+    "mcd": ("MCD-DTW dB", "low", "{:.2f}"),
+    "log_f0_rmse": ("log-F0 RMSE", "low", "{:.3f}"),
+    "f0_rmse_cents": ("F0 RMSE cents", "low", "{:.0f}"),
+    "voicing_error": ("voicing err", "low", "{:.3f}"),
+    "stft": ("MR-STFT", "low", "{:.3f}"),
+    "pesq": ("PESQ wb", "high", "{:.2f}"),
+    "stoi": ("STOI", "high", "{:.3f}"),
+    "duration_ratio": ("duration ratio", "one", "{:.2f}"),
+    "wer": ("WER", "low", "{:.3f}"),
+    "cer": ("CER", "low", "{:.3f}"),
+    "diagonal_mass": ("align score", "high", "{:.3f}"),
+    "skip_rate": ("skip rate", "low", "{:.3f}"),
+    "repeat_rate": ("repeat rate", "low", "{:.3f}"),
+    "failure_rate": ("align failures", "low", "{:.2f}"),
+    "rtf_acoustic": ("RTF acoustic", "low", "{:.3f}"),
+    "rtf_vocoder": ("RTF vocoder", "low", "{:.3f}"),
+    "rtf": ("RTF", "low", "{:.3f}"),
+}
+PAIR_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "duration_ratio", "wer", "cer",
+                "diagonal_mass", "failure_rate", "rtf_acoustic", "rtf_vocoder", "rtf")
+COPY_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi", "rtf")
+GROUND_TRUTH_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi",
+                        "duration_ratio", "wer", "cer")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    utterances: int = 12  # test utterances evaluated: the first N of test.tsv (0 = all)
+    wavenet_utterances: int = 2  # WaveNet samples one value at a time: only the first N
+    report_utterances: int = 3  # test sentences with audio players in the report
+    figure_utterances: int = 1  # test sentences with mel / attention / pitch figures
+    pesq: bool = True  # wide-band PESQ in copy synthesis (needs the `pesq` package)
+    stoi: bool = True  # STOI in copy synthesis
+    recognizer: bool = True  # WER/CER with PocketSphinx (false: intelligibility left out)
+    failure_diagonal_mass: float = 0.5  # attention failure: align score below this, or no stop
+    rank_by: list[str] = field(default_factory=lambda: ["wer", "cer", "mcd", "log_f0_rmse"])
+    # ^ the TTS pairs' rank is the mean of their ranks in these columns
+    threads: int = 0  # torch threads while timing (0 = torch's default)
+    figure_dpi: int = 72  # resolution of the report's figures
+
+    def validate(self, key: str) -> None:
+        from tts.config import ConfigError
+
+        def check(ok: bool, name: str, message: str) -> None:
+            if not ok:
+                raise ConfigError(f"params: `{key}.{name}` {message}")
+
+        check(self.utterances >= 0, "utterances", "must be >= 0 (0 = the whole test list)")
+        for name in ("wavenet_utterances", "figure_dpi"):
+            check(getattr(self, name) >= 1, name, "must be at least 1")
+        for name in ("report_utterances", "figure_utterances", "threads"):
+            check(getattr(self, name) >= 0, name, "must be >= 0")
+        check(0 <= self.failure_diagonal_mass <= 1, "failure_diagonal_mass", "must be in [0, 1]")
+        bad = [m for m in self.rank_by if m not in PAIR_METRICS]
+        check(self.rank_by and not bad, "rank_by",
+              f"must be a non-empty list of {list(PAIR_METRICS)}; unknown: {bad}")
+
+
+# ------------------------------------------------------------------------- test utterances
+
+
+@dataclass
+class TestUtterance:
+    id: str
+    text: str  # the corpus transcript
+    normalized: str  # what is spoken: the recognizer's reference
+    phonemes: tuple[str, ...]
+    seconds: float  # recording duration
+    audio: np.ndarray  # (N,) the recording (features' copy, T * hop samples)
+    mel: np.ndarray  # (n_mels, T) its log-mel
+
+
+def test_utterances(split: Path, features: Path, limit: int) -> list[TestUtterance]:
+    """The first `limit` (0 = all) utterances of test.tsv with their recorded features."""
+    from tts.corpus import read_split
+    from tts.featstore import FeatureStore
+
+    entries = read_split(Path(split) / "test.tsv")
+    if not entries:
+        raise ValueError(f"{split}/test.tsv is empty; set split.test_count >= 1")
+    store = FeatureStore(features)
+    out = []
+    for e in entries[:limit or None]:
+        if e.id not in store:
+            raise ValueError(f"test utterance {e.id} is missing from {features}; re-run "
+                             f"`dvc repro features`")
+        item = store[e.id]
+        out.append(TestUtterance(e.id, e.text, e.normalized, e.phonemes, e.duration,
+                                 np.asarray(item["audio"], dtype=np.float32),
+                                 np.asarray(item["mel"], dtype=np.float32)))
+    return out
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def _nan_to_none(x):
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def mean_metrics(rows: list[dict], names) -> dict:
+    """Column means over utterances, NaN-aware (a column of NaNs gives None)."""
+    out = {}
+    for name in names:
+        values = np.array([r[name] for r in rows if r.get(name) is not None], dtype=float)
+        values = values[np.isfinite(values)]
+        out[name] = float(values.mean()) if len(values) else None
+    return out
+
+
+def intelligibility(recognizer, wav: np.ndarray, sample_rate: int, reference: str) -> dict:
+    if recognizer is None:
+        return {}
+    words = recognizer.transcribe(wav, sample_rate)
+    return {**M.error_rates(reference, words), "hypothesis": words}
+
+
+def copy_metrics(ref: np.ndarray, syn: np.ndarray, audio_cfg, cfg: EvaluateConfig) -> dict:
+    """Metrics of a time-aligned resynthesis (same length as the recording)."""
+    out = {**M.spectral_metrics(ref, syn, audio_cfg), "stft": M.stft_distance(ref, syn)}
+    if cfg.pesq:
+        out["pesq"] = M.pesq_wb(ref, syn, audio_cfg.sample_rate)
+    if cfg.stoi:
+        out["stoi"] = M.stoi(ref, syn, audio_cfg.sample_rate)
+    return out
+
+
+def aligned_f0(ref: np.ndarray, syn: np.ndarray, audio_cfg) -> tuple[np.ndarray, np.ndarray]:
+    """(recording F0, synthesized F0 warped onto the recording's frames by DTW), Hz, with
+    unvoiced frames 0: the pitch contour plotted against the recording."""
+    path = M.dtw_align(M.mel_cepstrum(ref, audio_cfg), M.mel_cepstrum(syn, audio_cfg))
+    ref_f0, ref_voiced = A.pitch(ref.astype(np.float64), audio_cfg)
+    syn_f0, syn_voiced = A.pitch(syn.astype(np.float64), audio_cfg)
+    warped = np.zeros_like(ref_f0)
+    r = np.minimum(path.ref, len(ref_f0) - 1)
+    s = np.minimum(path.syn, len(syn_f0) - 1)
+    warped[r[::-1]] = (syn_f0 * syn_voiced)[s[::-1]]  # reversed: the first match wins
+    return ref_f0 * ref_voiced, warped
+
+
+def _save_figure(fig, path: Path, dpi: int) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plots.close(fig)
+    return str(path)
+
+
+def figures(out: Path, label: str, utt: TestUtterance, syn: np.ndarray, audio_cfg,
+            cfg: EvaluateConfig, predicted_mel=None, attention=None) -> dict[str, str]:
+    """Mel (acoustic output, resynthesized audio, recording), attention, F0 contours."""
+    folder = out / FIGURE_DIR / label
+    mels = {}
+    if predicted_mel is not None:
+        mels["acoustic model output"] = predicted_mel
+    mels["synthesized audio"] = A.mel_spectrogram(torch.from_numpy(syn), audio_cfg)
+    mels["recording"] = utt.mel
+    made = {"mel": _save_figure(plots.mel_figure(mels, f"{label} {utt.id}"),
+                                folder / f"{utt.id}_mel.png", cfg.figure_dpi)}
+    if attention is not None:
+        made["attention"] = _save_figure(plots.attention_figure(attention, f"{label} {utt.id}"),
+                                         folder / f"{utt.id}_attention.png", cfg.figure_dpi)
+    ref_f0, syn_f0 = aligned_f0(utt.audio, syn, audio_cfg)
+    made["pitch"] = _save_figure(
+        plots.pitch_figure({"recording": ref_f0, f"{label} (DTW-aligned)": syn_f0},
+                           audio_cfg.hop_length / audio_cfg.sample_rate, f"F0 {utt.id}"),
+        folder / f"{utt.id}_pitch.png", cfg.figure_dpi)
+    return {k: str(Path(v).relative_to(out)) for k, v in made.items()}
+
+
+def _save_wav(out: Path, label: str, uid: str, wav, sample_rate: int) -> str:
+    path = out / WAV_DIR / label / f"{uid}.wav"
+    A.save_wav(path, wav, sample_rate)
+    return str(path.relative_to(out))
+
+
+def _set_threads(cfg: EvaluateConfig) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+
+# ------------------------------------------------------------------------ TTS pairs
+
+
+def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
+                  cfg: EvaluateConfig, recognizer=None) -> dict:
+    """Text to speech with `synth` (a `tts.inference.Synthesizer`) on every utterance;
+    writes wavs and figures under `out` and returns the summary row (with per-utterance
+    rows under "rows")."""
+    _set_threads(cfg)
+    acoustic, vocoder = synth.acoustic, synth.vocoder
+    label = f"{acoustic.name}-{vocoder.name}"
+    if vocoder.name == "wavenet":
+        utterances = utterances[:cfg.wavenet_utterances]
+    warm = synth.speak_phonemes(WARMUP_PHONEMES)  # untimed: first-call costs
+    del warm
+    rate = audio_cfg.sample_rate
+    rows, audio_links, figs = [], [], {}
+    for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):
+        res = synth.speak_phonemes(utt.phonemes)
+        wav = res["audio"].numpy()
+        seconds = len(wav) / rate
+        row = {"id": utt.id, "seconds": utt.seconds, "synth_seconds": seconds,
+               "duration_ratio": seconds / utt.seconds,
+               **M.spectral_metrics(utt.audio, wav, audio_cfg),
+               **intelligibility(recognizer, wav, rate, utt.normalized),
+               "rtf_acoustic": M.real_time_factor(res["acoustic_seconds"], len(wav), rate),
+               "rtf_vocoder": M.real_time_factor(res["vocoder_seconds"], len(wav), rate)}
+        row["rtf"] = row["rtf_acoustic"] + row["rtf_vocoder"]
+        if res["attention"] is not None:
+            from tts.attention import alignment_scores
+
+            scores = alignment_scores(res["attention"].float().cpu())
+            row.update(scores, hit_max_length=res["hit_max_length"],
+                       failed=float(res["hit_max_length"]
+                                    or scores["diagonal_mass"] < cfg.failure_diagonal_mass))
+        link = _save_wav(out, label, utt.id, wav, rate)
+        if i < cfg.report_utterances:
+            audio_links.append({"id": utt.id, "text": utt.text, "wav": link})
+        if i < cfg.figure_utterances:
+            figs[utt.id] = figures(out, label, utt, wav, audio_cfg, cfg, res["mel"],
+                                   res["attention"])
+        rows.append(row)
+    metrics = mean_metrics(rows, PAIR_METRICS)
+    if acoustic.attention:
+        metrics["failure_rate"] = float(np.mean([r["failed"] for r in rows]))
+        metrics["skip_rate"], metrics["repeat_rate"] = (
+            mean_metrics(rows, ("skip_rate", "repeat_rate")).values())
+    return {"key": label, "kind": "pair", "acoustic": acoustic.name, "vocoder": vocoder.name,
+            "label": f"{acoustic.name} + {vocoder.label}", "n": len(rows),
+            "metrics": metrics, "audio": audio_links, "figures": figs, "rows": rows}
+
+
+# ------------------------------------------------------------------ copy synthesis
+
+
+def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg,
+                  cfg: EvaluateConfig) -> dict:
+    """One vocoder (a `tts.inference.Vocoder`) on the recordings' own mels."""
+    _set_threads(cfg)
+    label = vocoder.label
+    if vocoder.name == "wavenet":
+        utterances = utterances[:cfg.wavenet_utterances]
+    vocoder(torch.from_numpy(utterances[0].mel[:, :WARMUP_FRAMES]))  # untimed warm-up
+    rate = audio_cfg.sample_rate
+    rows, audio_links, figs = [], [], {}
+    for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), M.stopwatch() as elapsed:
+            torch.manual_seed(0)
+            wav = vocoder(torch.from_numpy(utt.mel)).float().cpu().numpy()
+        seconds = elapsed()
+        wav = wav[:len(utt.audio)]
+        row = {"id": utt.id, **copy_metrics(utt.audio, wav, audio_cfg, cfg),
+               "rtf": M.real_time_factor(seconds, len(wav), rate)}
+        link = _save_wav(out, label, utt.id, wav, rate)
+        if i < cfg.report_utterances:
+            audio_links.append({"id": utt.id, "text": utt.text, "wav": link})
+        if i < cfg.figure_utterances:
+            figs[utt.id] = figures(out, label, utt, wav, audio_cfg, cfg)
+        rows.append(row)
+    return {"key": label, "kind": "copy", "acoustic": None, "vocoder": vocoder.name,
+            "label": label, "n": len(rows), "metrics": mean_metrics(rows, COPY_METRICS),
+            "audio": audio_links, "figures": figs, "rows": rows}
+
+
+# -------------------------------------------------------------------- ground truth
+
+
+def evaluate_ground_truth(utterances: list[TestUtterance], out: Path, audio_cfg,
+                          cfg: EvaluateConfig, recognizer=None) -> dict:
+    """The recordings measured like a system: the recognizer's WER here is the floor."""
+    label, rate = "ground_truth", audio_cfg.sample_rate
+    rows, audio_links = [], []
+    for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):
+        row = {"id": utt.id, **copy_metrics(utt.audio, utt.audio, audio_cfg, cfg),
+               "duration_ratio": 1.0,
+               **intelligibility(recognizer, utt.audio, rate, utt.normalized)}
+        if i < cfg.report_utterances:
+            audio_links.append({"id": utt.id, "text": utt.text,
+                                "wav": _save_wav(out, label, utt.id, utt.audio, rate)})
+        rows.append(row)
+    return {"key": label, "kind": "ground_truth", "acoustic": None, "vocoder": None,
+            "label": "recordings", "n": len(rows),
+            "metrics": mean_metrics(rows, GROUND_TRUTH_METRICS), "audio": audio_links,
+            "figures": {}, "rows": rows}
+
+
+# ---------------------------------------------------------------------- summaries
+
+
+def write_summary(out: Path, summaries: list[dict]) -> None:
+    """summary.json (rows without per-utterance lines) and utterances.csv under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{k: v for k, v in s.items() if k != "rows"} for s in summaries]
+    for row in rows:
+        row["metrics"] = {k: _nan_to_none(v) for k, v in row["metrics"].items()}
+    (out / SUMMARY_FILE).write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    write_utterances(out / UTTERANCES_FILE, [
+        {"key": s["key"], "kind": s["kind"], **r} for s in summaries for r in s["rows"]])
+
+
+def write_utterances(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+
+
+def read_utterances(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_summaries(folder: Path) -> list[dict]:
+    """Summary rows of one evaluation folder, with paths made absolute."""
+    path = Path(folder) / SUMMARY_FILE
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path} is missing or not an evaluation summary ({exc}); re-run "
+                         f"its evaluate stage") from exc
+    for row in rows:
+        row["audio"] = [{**a, "wav": str(Path(folder) / a["wav"])} for a in row["audio"]]
+        row["figures"] = {uid: {k: str(Path(folder) / p) for k, p in figs.items()}
+                          for uid, figs in row["figures"].items()}
+        row["folder"] = str(folder)
+    return rows
+
+
+def rank_pairs(pairs: list[dict], rank_by) -> list[dict]:
+    """Set `rank` (1 = best) and `quality` (mean column rank) on each pair row; sorted.
+
+    Each `rank_by` column ranks the pairs (ties share the lower rank; a missing value ranks
+    last); a pair's quality is the mean of its column ranks, ties broken by MCD."""
+    def column_ranks(name: str) -> list[float]:
+        keys = [sort_key(p["metrics"].get(name), METRICS[name][1]) for p in pairs]
+        return [1 + sum(k2 < k for k2 in keys) for k in keys]
+
+    ranks = [column_ranks(name) for name in rank_by]
+    for i, pair in enumerate(pairs):
+        pair["quality"] = float(np.mean([r[i] for r in ranks]))
+    ordered = sorted(pairs, key=lambda p: (p["quality"],
+                                           sort_key(p["metrics"].get("mcd"), "low")))
+    for rank, pair in enumerate(ordered, 1):
+        pair["rank"] = rank
+    return ordered
+
+
+def sort_key(value, better: str) -> float:
+    """Smaller is better; a missing value sorts last."""
+    if value is None or not math.isfinite(value):
+        return math.inf
+    return {"low": value, "high": -value, "one": abs(math.log(max(value, 1e-9)))}[better]
+
+
+def best_pair(metrics_path: Path, acoustic: str = "", vocoder: str = "") -> tuple[str, str] | None:
+    """The best-ranked evaluated pair matching the given names (empty: any), or None when
+    no evaluation has been run."""
+    try:
+        pairs = json.loads(Path(metrics_path).read_text())["pairs"]
+    except (OSError, ValueError, KeyError):
+        return None
+    found = []
+    for key, values in pairs.items():
+        a, v = key.split("-", 1)
+        if (not acoustic or a == acoustic) and (not vocoder or v == vocoder):
+            found.append((values.get("rank", math.inf), a, v))
+    return min(found)[1:] if found else None

@@ -1,0 +1,340 @@
+"""The evaluation report: one self-contained HTML page, a Markdown summary, DVC metrics.
+
+Input: the summary rows of `tts.evaluation` (pairs, copy synthesis, ground truth). The page
+opens with the verdict (best-ranked pair, fastest pair, best vocoder, the recognizer's floor),
+then the sorted tables with the best value of each column marked, a listening grid (every
+pair on the same test sentences, beside the recording), and the figures. Images and audio
+are embedded as base64, so the file can be mailed or opened offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+
+from tts.evaluation import COPY_METRICS, METRICS, PAIR_METRICS, sort_key
+
+BETTER_ARROW = {"low": "↓", "high": "↑", "one": "→1"}
+BEST_MARK = "★"
+RTF_BAR_MAX = 100.0  # % width of the longest RTF bar
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1300px;
+ color:#1d2330;padding:0 16px}
+h1{margin-bottom:4px}h2{margin-top:36px;border-bottom:2px solid #dde3ee;padding-bottom:4px}
+.meta{color:#5b6474;margin-top:0}
+.cards{display:flex;gap:14px;flex-wrap:wrap}
+.card{flex:1 1 280px;border:1px solid #dde3ee;border-radius:10px;padding:12px 16px;background:#f7f9fc}
+.card h3{margin:0 0 6px 0;font-size:14px;color:#5b6474;text-transform:uppercase;letter-spacing:.04em}
+.card .big{font-size:22px;font-weight:700}.card.best{border-color:#2e9e5b;background:#eefaf2}
+.card.fast{border-color:#2f6fde;background:#eef4ff}
+table{border-collapse:collapse;margin:10px 0;font-size:14px}
+th,td{border:1px solid #dde3ee;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#f0f3f8;position:sticky;top:0}td.name,th.name{text-align:left}
+td.best{background:#d8f5e1;font-weight:700}tr.reference td{color:#5b6474;background:#fafafa;font-style:italic}
+tr.top td.name{font-weight:700}
+.bar{display:inline-block;height:8px;background:#2f6fde;margin-right:6px;vertical-align:middle;border-radius:2px}
+.note{color:#5b6474;font-size:13px}
+audio{width:210px;height:32px}
+.grid td{text-align:center;vertical-align:middle}
+details{margin:8px 0;border:1px solid #dde3ee;border-radius:8px;padding:6px 10px}
+summary{cursor:pointer;font-weight:600}
+img{max-width:100%;margin:4px}
+.missing{color:#b3261e}
+"""
+
+
+# -------------------------------------------------------------------------------- helpers
+
+
+def fmt(name: str, value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return METRICS[name][2].format(value)
+
+
+def best_values(rows: list[dict], names) -> dict[str, float]:
+    """Per column, the best finite value among `rows` (missing when none is finite)."""
+    best = {}
+    for name in names:
+        values = [r["metrics"].get(name) for r in rows]
+        keyed = [(sort_key(v, METRICS[name][1]), v) for v in values if v is not None]
+        keyed = [kv for kv in keyed if math.isfinite(kv[0])]
+        if keyed:
+            best[name] = min(keyed)[1]
+    return best
+
+
+def data_uri(path: str | Path, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
+
+
+def audio_tag(path: str | Path | None) -> str:
+    if not path or not Path(path).is_file():
+        return '<span class="missing">–</span>'
+    return f'<audio controls preload="none" src="{data_uri(path, "audio/wav")}"></audio>'
+
+
+def image_tag(path: str | Path, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="{data_uri(path, "image/png")}">'
+
+
+def _columns(rows: list[dict], names) -> list[str]:
+    """The metric columns at least one row has a value for."""
+    return [n for n in names if any(r["metrics"].get(n) is not None for r in rows)]
+
+
+def metric_table(rows: list[dict], names, reference: dict | None = None,
+                 rank: bool = False) -> str:
+    """HTML table of `rows` (already sorted); best value per column marked; `reference`
+    (the ground truth) appended in grey and never marked."""
+    names = _columns(rows, names)
+    best = best_values(rows, names)
+    rtf_max = max([r["metrics"].get("rtf") or 0 for r in rows] + [1e-12])
+    head = (["rank"] if rank else []) + ["system", "n"]
+    cells = "".join(f'<th class="{"name" if h == "system" else ""}">{h}</th>' for h in head)
+    cells += "".join(f'<th title="{n}">{METRICS[n][0]} {BETTER_ARROW[METRICS[n][1]]}</th>'
+                     for n in names)
+    out = [f"<table><thead><tr>{cells}</tr></thead><tbody>"]
+    for row in rows + ([reference] if reference else []):
+        is_ref = row is reference
+        cls = "reference" if is_ref else ("top" if row.get("rank") == 1 else "")
+        tds = []
+        if rank:
+            tds.append(f"<td>{'' if is_ref else row.get('rank', '')}</td>")
+        tds.append(f'<td class="name">{html.escape(row["label"])}</td><td>{row["n"]}</td>')
+        for n in names:
+            value = row["metrics"].get(n)
+            text = fmt(n, value)
+            marked = not is_ref and n in best and value == best[n]
+            if n == "rtf" and value is not None and not is_ref:
+                width = RTF_BAR_MAX * value / rtf_max
+                text = f'<span class="bar" style="width:{width:.0f}px"></span>{text}'
+            tds.append(f'<td class="best">{BEST_MARK} {text}</td>' if marked
+                       else f"<td>{text}</td>")
+        out.append(f'<tr class="{cls}">{"".join(tds)}</tr>')
+    out.append("</tbody></table>")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------ verdict
+
+
+def verdict(pairs: list[dict], copies: list[dict], truth: dict | None,
+            rank_by) -> dict:
+    """The headline facts: best pair, fastest pair, best copy-synthesis vocoder, WER floor."""
+    facts: dict = {}
+    if pairs:
+        facts["best_pair"] = pairs[0]
+        timed = [p for p in pairs if p["metrics"].get("rtf") is not None]
+        if timed:
+            facts["fastest_pair"] = min(timed, key=lambda p: p["metrics"]["rtf"])
+    if copies:
+        facts["best_vocoder"] = min(copies, key=lambda c: sort_key(c["metrics"].get("mcd"), "low"))
+    if truth:
+        facts["floor_wer"] = truth["metrics"].get("wer")
+    facts["rank_by"] = list(rank_by)
+    return facts
+
+
+def _speed(rtf: float) -> str:
+    return (f"{1 / rtf:.1f}× faster than real time" if rtf < 1
+            else f"{rtf:.1f}× slower than real time")
+
+
+def cards(facts: dict) -> str:
+    parts = []
+    if "best_pair" in facts:
+        p = facts["best_pair"]
+        m = p["metrics"]
+        first = p["audio"][0]["wav"] if p["audio"] else None
+        parts.append(
+            f'<div class="card best"><h3>Best-sounding pair (rank 1)</h3>'
+            f'<div class="big">{html.escape(p["label"])}</div>'
+            f'<div>WER {fmt("wer", m.get("wer"))} · MCD {fmt("mcd", m.get("mcd"))} dB · '
+            f'RTF {fmt("rtf", m.get("rtf"))}</div><div>{audio_tag(first)}</div>'
+            f'<div class="note">mean rank over {", ".join(facts["rank_by"])}</div></div>')
+    if "fastest_pair" in facts:
+        p = facts["fastest_pair"]
+        rtf = p["metrics"]["rtf"]
+        parts.append(
+            f'<div class="card fast"><h3>Fastest pair</h3><div class="big">'
+            f'{html.escape(p["label"])}</div><div>RTF {fmt("rtf", rtf)}: {_speed(rtf)}</div>'
+            f'<div class="note">acoustic {fmt("rtf", p["metrics"].get("rtf_acoustic"))} + vocoder '
+            f'{fmt("rtf", p["metrics"].get("rtf_vocoder"))}; quality rank {p["rank"]}</div></div>')
+    if "best_vocoder" in facts:
+        c = facts["best_vocoder"]
+        m = c["metrics"]
+        parts.append(
+            f'<div class="card"><h3>Best vocoder (copy synthesis)</h3><div class="big">'
+            f'{html.escape(c["label"])}</div><div>MCD {fmt("mcd", m.get("mcd"))} dB · PESQ '
+            f'{fmt("pesq", m.get("pesq"))} · STOI {fmt("stoi", m.get("stoi"))}</div></div>')
+    if facts.get("floor_wer") is not None:
+        parts.append(
+            f'<div class="card"><h3>Recognizer on the recordings</h3><div class="big">WER '
+            f'{fmt("wer", facts["floor_wer"])}</div><div class="note">the floor: PocketSphinx '
+            f'errors on real audio; a pair cannot be judged below it</div></div>')
+    return f'<div class="cards">{"".join(parts)}</div>'
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def listening_grid(pairs: list[dict], copies: list[dict], truth: dict | None,
+                   acoustic_names, vocoder_names) -> str:
+    """Per report sentence: recording, copy synthesis per vocoder, every pair (rows:
+    acoustic models, columns: vocoders)."""
+    sentences: dict[str, str] = {}
+    for row in ([truth] if truth else []) + copies + pairs:
+        for a in row["audio"]:
+            sentences.setdefault(a["id"], a["text"])
+    wav: dict[tuple, str] = {}
+    for row in ([truth] if truth else []) + copies + pairs:
+        for a in row["audio"]:  # the first copy row of a vocoder (WaveGrad: its first schedule)
+            wav.setdefault((row["acoustic"] or "copy", row["vocoder"] or "truth", a["id"]), a["wav"])
+    copy_label = {c["vocoder"]: c["label"] for c in copies}
+    out = []
+    for uid, text in sentences.items():
+        out.append(f"<h3>{html.escape(uid)}: “{html.escape(text)}”</h3>")
+        out.append(f'<p>recording {audio_tag(wav.get(("copy", "truth", uid)))}</p>')
+        head = "".join(f"<th>{html.escape(v)}</th>" for v in vocoder_names)
+        rows = [f'<table class="grid"><thead><tr><th class="name">acoustic ↓ / vocoder →</th>'
+                f"{head}</tr></thead><tbody>"]
+        for a in ["copy"] + list(acoustic_names):
+            name = "copy synthesis (recorded mel)" if a == "copy" else a
+            cells = "".join(f"<td>{audio_tag(wav.get((a, v, uid)))}</td>" for v in vocoder_names)
+            rows.append(f'<tr><td class="name">{html.escape(name)}</td>{cells}</tr>')
+        rows.append("</tbody></table>")
+        out += rows
+    if len(copy_label) < len(copies):
+        out.append('<p class="note">copy synthesis plays the first searched WaveGrad '
+                   'schedule; every schedule is in the copy-synthesis table.</p>')
+    return "\n".join(out)
+
+
+def figure_sections(pairs: list[dict], copies: list[dict]) -> str:
+    out = []
+    for i, row in enumerate(pairs + copies):
+        images = "".join(image_tag(path, f"{row['label']} {kind}")
+                         for figs in row["figures"].values() for kind, path in figs.items()
+                         if Path(path).is_file())
+        if not images:
+            continue
+        what = f"rank {row['rank']}: " if "rank" in row else "copy synthesis: "
+        out.append(f'<details{" open" if i == 0 else ""}><summary>{html.escape(what)}'
+                   f'{html.escape(row["label"])}</summary>{images}</details>')
+    return "\n".join(out)
+
+
+def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict,
+                acoustic_names, vocoder_names, missing: list[str], title: str,
+                subtitle: str) -> str:
+    missing_note = ""
+    if missing:
+        missing_note = ('<p class="missing">Not evaluated (run the stage to include it): '
+                        + ", ".join(f"<code>{html.escape(m)}</code>" for m in missing) + "</p>")
+    pair_table = metric_table(pairs, PAIR_METRICS, truth, rank=True) if pairs else \
+        "<p>No pair evaluated yet.</p>"
+    copy_table = metric_table(copies, COPY_METRICS, truth) if copies else \
+        "<p>No vocoder evaluated yet.</p>"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">{html.escape(subtitle)}</p>
+{cards(facts)}
+{missing_note}
+<h2>Text to speech: every acoustic model × every vocoder</h2>
+<p class="note">Sorted by rank (mean of the column ranks in {html.escape(", ".join(facts["rank_by"]))});
+{BEST_MARK} marks the best value of each column; ↓ lower is better, ↑ higher is better, →1 closest
+to 1 is best. MCD and log-F0 RMSE are against the recording after dynamic time warping; WER/CER
+are PocketSphinx's words against the transcript; align score (share of attention near the
+diagonal) and failures (no stop, or align score below the threshold) exist for attention
+models only; RTF is compute seconds per second of audio (below 1: faster than real time).
+n: test sentences (WaveNet, autoregressive and slow, runs on fewer). The grey row is the
+recordings measured the same way.</p>
+{pair_table}
+<h2>Copy synthesis: each vocoder on the recordings' own mels</h2>
+<p class="note">How much each vocoder alone loses: the recorded log-mel in, audio out,
+compared sample-aligned with the recording (MR-STFT: multi-resolution STFT distance; PESQ
+wide band, 1–4.6; STOI 0–1).</p>
+{copy_table}
+<h2>Listen</h2>
+{listening_grid(pairs, copies, truth, acoustic_names, vocoder_names)}
+<h2>Figures</h2>
+<p class="note">Mel spectrograms (acoustic model output, the audio it became, the recording),
+attention (decoder step × input phoneme), and F0 against the recording (the synthesized
+contour warped onto the recording's time axis by the MCD alignment).</p>
+{figure_sections(pairs, copies)}
+</body></html>
+"""
+
+
+# ----------------------------------------------------------------------------- markdown
+
+
+def markdown_table(rows: list[dict], names, reference: dict | None = None,
+                   rank: bool = False) -> str:
+    names = _columns(rows, names)
+    best = best_values(rows, names)
+    head = (["rank"] if rank else []) + ["system", "n"] + [
+        f"{METRICS[n][0]} {BETTER_ARROW[METRICS[n][1]]}" for n in names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows + ([reference] if reference else []):
+        is_ref = row is reference
+        cells = ([str("" if is_ref else row.get("rank", ""))] if rank else []) + [
+            f"*{row['label']}*" if is_ref else row["label"], str(row["n"])]
+        for n in names:
+            value = row["metrics"].get(n)
+            text = fmt(n, value)
+            cells.append(f"**{text}**" if not is_ref and n in best and value == best[n]
+                         else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict,
+                    missing: list[str], title: str, subtitle: str) -> str:
+    lines = [f"# {title}", "", subtitle, ""]
+    if "best_pair" in facts:
+        p = facts["best_pair"]
+        lines.append(f"- Best-sounding pair: **{p['label']}** (rank 1; mean rank over "
+                     f"{', '.join(facts['rank_by'])})")
+    if "fastest_pair" in facts:
+        p = facts["fastest_pair"]
+        lines.append(f"- Fastest pair: **{p['label']}**, RTF {fmt('rtf', p['metrics']['rtf'])} "
+                     f"({_speed(p['metrics']['rtf'])})")
+    if "best_vocoder" in facts:
+        lines.append(f"- Best vocoder in copy synthesis (MCD): **{facts['best_vocoder']['label']}**")
+    if facts.get("floor_wer") is not None:
+        lines.append(f"- Recognizer WER on the recordings (the floor): {fmt('wer', facts['floor_wer'])}")
+    if missing:
+        lines.append(f"- Not evaluated: {', '.join(missing)}")
+    lines += ["", "## Text to speech (best per column in bold)", ""]
+    lines.append(markdown_table(pairs, PAIR_METRICS, truth, rank=True) if pairs
+                 else "No pair evaluated yet.")
+    lines += ["", "## Copy synthesis", ""]
+    lines.append(markdown_table(copies, COPY_METRICS, truth) if copies
+                 else "No vocoder evaluated yet.")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------ metrics
+
+
+def dvc_metrics(pairs: list[dict], copies: list[dict], truth: dict | None) -> dict:
+    """Numbers only (`dvc metrics diff` compares them); pairs keyed `acoustic-vocoder`."""
+    def clean(row: dict) -> dict:
+        values = {k: v for k, v in row["metrics"].items() if v is not None}
+        return {**values, "n": row["n"]}
+
+    out: dict = {"pairs": {p["key"]: {**clean(p), "rank": p["rank"], "quality": p["quality"]}
+                           for p in pairs},
+                 "copy_synthesis": {c["key"]: clean(c) for c in copies}}
+    if truth:
+        out["ground_truth"] = clean(truth)
+    return out
