@@ -33,6 +33,7 @@ SIZES = {
     "paper": FastSpeech2Config(n_symbols=N_SYMBOLS, n_mels=AUDIO.n_mels, hidden=256,
                                encoder_layers=4, decoder_layers=4, heads=2, conv_filter=1024,
                                conv_kernel=9, predictor_filter=256, postnet_channels=512),
+    # presets/fastspeech2-paper.yaml sets the same fields
 }
 
 
@@ -85,10 +86,12 @@ def measure(cfg: FastSpeech2Config, batch: dict, args) -> dict:
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
 
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad():  # every phone FRAMES_PER_PHONE frames, for both sizes alike
+        model.duration_predictor.proj.weight.zero_()
         model.duration_predictor.proj.bias.fill_(math.log(FRAMES_PER_PHONE + LOG_DURATION_OFFSET))
     phonemes = torch.randint(1, N_SYMBOLS, (1, INFERENCE_PHONES), device=device)
-    frames = int(model.synthesize(phonemes)["durations"].sum())
+    frames = INFERENCE_PHONES * FRAMES_PER_PHONE
+    assert int(model.synthesize(phonemes)["durations"].sum()) == frames
 
     def infer():
         with torch.autocast(**autocast):

@@ -161,6 +161,13 @@ class Conv(nn.Module):
         return self.dropout(self.conv(F.pad(x, self.pad)))  # (B, C_out, T)
 
 
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over channels at each time step (keeps convolutions causal)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)  # (B, C, T)
+
+
 class Highway(nn.Module):
     """Highway convolution: gate * H2 + (1 - gate) * x with [gate, H2] = conv(x)."""
 
@@ -168,9 +175,10 @@ class Highway(nn.Module):
                  dropout: float):
         super().__init__()
         self.conv = Conv(channels, 2 * channels, kernel, dilation, causal, dropout)
+        self.norm = ChannelNorm(2 * channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        h1, h2 = self.conv(x).chunk(2, dim=1)  # (B, C, T) each
+        h1, h2 = self.norm(self.conv(x)).chunk(2, dim=1)  # (B, C, T) each
         gate = torch.sigmoid(h1)
         return gate * h2 + (1 - gate) * x  # (B, C, T)
 

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from models.wavenet import (Upsampler, WaveNet, WaveNetStack, check_segments, log_density,
-                            logistic_noise, normalize_mel, split_mixture, validate_stack)
+                            logistic_noise, normalize_mel, validate_stack)
 from tts.audio import stft_distance
 from tts.config import ConfigError
 
@@ -139,7 +139,7 @@ class ParallelWaveNet(nn.Module):
         check_segments(batch, self.cfg.hop_length, self.cfg.n_mels)
         audio, mel = batch["audio"], batch["mel"]  # (B, N), (B, n_mels, T)
         x, mu, log_s = self(logistic_noise(audio.shape, audio), mel)  # (B, N) each
-        teacher = split_mixture(self.teacher(x, mel), self.teacher.cfg.log_scale_min)
+        teacher = self.teacher.mixture(x, mel)  # (B, K, N) each, reading x before t
         eps = logistic_noise((self.cfg.n_samples, *audio.shape), audio)  # (S, B, N)
         draws = mu + torch.exp(log_s) * eps  # (S, B, N): x_t given x before t
         cross_entropy = -log_density(*teacher, draws).mean()

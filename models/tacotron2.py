@@ -174,9 +174,10 @@ class Postnet(nn.Module):
                                    for i, o in zip(dims, dims[1:]))
         self.dropout = cfg.conv_dropout
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        # x (B, n_mels, T); mask (B, 1, T) zeroes padding so it never leaks into valid frames
         for i, conv in enumerate(self.convs):
-            x = conv(x)  # (B, C, T)
+            x = conv(x if mask is None else x * mask)  # (B, C, T)
             x = torch.tanh(x) if i < len(self.convs) - 1 else x
             x = F.dropout(x, self.dropout, self.training)
         return x  # (B, n_mels, T)
@@ -259,7 +260,7 @@ class Tacotron2(nn.Module):
         coarse = self._unfold(frames)  # (B, M, T)
         frame_mask = length_mask(mel_lengths, coarse.size(2))[:, None]  # (B, 1, T)
         coarse = coarse.masked_fill(~frame_mask, self.pad_value)
-        post = coarse + self.postnet(coarse)  # (B, M, T)
+        post = coarse + self.postnet(coarse, frame_mask)  # (B, M, T)
         return {"mel_decoder": coarse, "mel": post,
                 "stop_logits": torch.stack(stops, 1),  # (B, S)
                 "attention": torch.stack(weights, 1)}  # (B, S, L)

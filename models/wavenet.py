@@ -131,6 +131,25 @@ class Upsampler(nn.Module):
         return c  # (B, C, T * prod(factors))
 
 
+@dataclass
+class LayerSteps:
+    """A residual layer prepared for Fast WaveNet steps."""
+
+    queue: torch.Tensor  # (B, span, R): the layer's input at time u in row u % span
+    taps: list[torch.Tensor]  # (R, G) per conv tap, oldest first
+    res_w: torch.Tensor  # (G/2, R) residual projection, residual scale folded in
+    res_b: torch.Tensor  # (R,)
+    skip_w: torch.Tensor  # (G/2, S) skip projection
+
+
+@dataclass
+class StackSteps:
+    """A WaveNet stack prepared for Fast WaveNet steps."""
+
+    layers: list[LayerSteps]
+    skip_b: torch.Tensor  # (S,) sum of every layer's skip bias
+
+
 class ResidualLayer(nn.Module):
     """Dilated causal conv + conditioning -> gated unit -> residual and skip outputs."""
 
@@ -152,20 +171,30 @@ class ResidualLayer(nn.Module):
             [self.residual, self.skip], dim=1)
         return (x + res) * RESIDUAL_SCALE, skip  # (B, R, N), (B, S, N)
 
-    def step(self, x: torch.Tensor, cond: torch.Tensor, queue: torch.Tensor, t: int
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def start(self, batch: int, like: torch.Tensor) -> LayerSteps:
+        """State for incremental steps: an empty input queue and the weights as matrices."""
+        weight, out = self.dilated.weight, self.out.weight[:, :, 0]  # (G, R, K), (R + S, G/2)
+        return LayerSteps(
+            queue=like.new_zeros(batch, self.span, self.residual),
+            taps=[weight[:, :, k].t().contiguous() for k in range(self.kernel_size)],
+            res_w=(out[:self.residual] * RESIDUAL_SCALE).t().contiguous(),
+            res_b=self.out.bias[:self.residual] * RESIDUAL_SCALE,
+            skip_w=out[self.residual:].t().contiguous())
+
+    def step(self, x: torch.Tensor, cond: torch.Tensor, state: LayerSteps, t: int,
+             skips: torch.Tensor) -> torch.Tensor:
         """One time step. x (B, R): input at t; cond (B, G): this layer's projected
-        conditioning at t plus the conv bias; queue (B, R, span): ring buffer of this
-        layer's past inputs, time u at u % span (zeros before time 0)."""
-        k = self.kernel_size
-        taps = [queue[:, :, (t - j * self.dilation) % self.span] for j in range(k - 1, 0, -1)]
-        taps = torch.stack(taps + [x], dim=-1)  # (B, R, K), the conv's tap order
-        h = torch.addmm(cond, taps.flatten(1), self.dilated.weight.flatten(1).t())  # (B, G)
-        queue[:, :, t % self.span] = x  # overwrites time t - span, no longer needed
-        a, b = h.chunk(2, dim=1)
-        res, skip = F.linear(torch.tanh(a) * torch.sigmoid(b), self.out.weight[:, :, 0],
-                             self.out.bias).split([self.residual, self.skip], dim=1)
-        return (x + res) * RESIDUAL_SCALE, skip  # (B, R), (B, S)
+        conditioning at t plus the conv bias; adds the skip output into skips (B, S)."""
+        h = torch.addmm(cond, x, state.taps[-1])  # (B, G); tap K - 1 reads time t
+        for j in range(1, self.kernel_size):  # tap K - 1 - j reads time t - j * dilation
+            h.addmm_(state.queue[:, (t - j * self.dilation) % self.span],
+                     state.taps[-1 - j])
+        state.queue[:, t % self.span] = x  # overwrites time t - span, no longer needed
+        half = h.shape[1] // 2
+        gated = torch.tanh(h[:, :half]).mul_(torch.sigmoid(h[:, half:]))  # (B, G/2)
+        skips.addmm_(gated, state.skip_w)
+        return torch.addmm(state.res_b, gated, state.res_w).add_(x, alpha=RESIDUAL_SCALE)
 
 
 class WaveNetStack(nn.Module):
@@ -191,8 +220,11 @@ class WaveNetStack(nn.Module):
             skips = skips + skip
         return self.head(skips * self.skip_scale)  # (B, out, N)
 
-    def init_queues(self, batch: int, like: torch.Tensor) -> list[torch.Tensor]:
-        return [like.new_zeros(batch, layer.residual, layer.span) for layer in self.layers]
+    @torch.no_grad()
+    def start(self, batch: int, like: torch.Tensor) -> StackSteps:
+        """Empty queues and matrix weights for `step`; call again after the weights change."""
+        skip_b = sum(layer.out.bias[layer.residual:] for layer in self.layers)
+        return StackSteps([layer.start(batch, like) for layer in self.layers], skip_b)
 
     def project_condition(self, c: torch.Tensor) -> torch.Tensor:
         """Every layer's conditioning term (+ its conv bias) for incremental steps.
@@ -200,18 +232,17 @@ class WaveNetStack(nn.Module):
         weight = torch.cat([layer.cond.weight for layer in self.layers])  # (L * G, C, 1)
         bias = torch.cat([layer.dilated.bias for layer in self.layers])  # (L * G,)
         out = F.conv1d(c, weight, bias)  # (B, L * G, N)
-        return out.transpose(1, 2).unflatten(2, (len(self.layers), -1))
+        return out.transpose(1, 2).contiguous().unflatten(2, (len(self.layers), -1))
 
-    def step(self, previous: torch.Tensor, cond: torch.Tensor, queues: list[torch.Tensor],
+    def step(self, previous: torch.Tensor, cond: torch.Tensor, state: StackSteps,
              t: int) -> torch.Tensor:
-        """Output at t from the sample at t - 1. previous (B,), cond (B, L, G) from
-        `project_condition` at t -> (B, out)."""
-        x = F.linear(previous.unsqueeze(1), self.input.weight[:, :, 0], self.input.bias)
-        skips = 0
-        for layer, layer_cond, queue in zip(self.layers, cond.unbind(1), queues):
-            x, skip = layer.step(x, layer_cond, queue, t)  # (B, R), (B, S)
-            skips = skips + skip
-        h = F.relu(skips * self.skip_scale)
+        """Output at t from the sample at t - 1, reading and updating the layers' queues.
+        previous (B,), cond (B, L, G) from `project_condition` at t -> (B, out)."""
+        x = torch.addmm(self.input.bias, previous.unsqueeze(1), self.input.weight[:, :, 0].t())
+        skips = state.skip_b.repeat(previous.shape[0], 1)  # (B, S)
+        for layer, layer_cond, layer_state in zip(self.layers, cond.unbind(1), state.layers):
+            x = layer.step(x, layer_cond, layer_state, t, skips)  # (B, R)
+        h = F.relu(skips.mul_(self.skip_scale))
         h = F.relu(F.linear(h, self.head[1].weight[:, :, 0], self.head[1].bias))
         return F.linear(h, self.head[3].weight[:, :, 0], self.head[3].bias)  # (B, out)
 
@@ -219,10 +250,11 @@ class WaveNetStack(nn.Module):
 # ------------------------------------------------------- discretized mixture of logistics
 
 
-def split_mixture(out: torch.Tensor, log_scale_min: float
+def split_mixture(out: torch.Tensor, log_scale_min: float, dim: int = -2
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Network output (..., 3K, N) -> logits, means, log-scales, each (..., K, N)."""
-    logits, means, log_scales = out.chunk(MIXTURE_PARAMS, dim=-2)
+    """Network output (..., 3K, N) -> logits, means, log-scales, each (..., K, N)
+    (dim=-1: one step's (B, 3K) -> (B, K) each)."""
+    logits, means, log_scales = out.chunk(MIXTURE_PARAMS, dim=dim)
     return logits, means, log_scales.clamp(min=log_scale_min)
 
 
@@ -262,20 +294,25 @@ def logistic_noise(shape, like: torch.Tensor) -> torch.Tensor:
     return torch.log(u) - torch.log1p(-u)
 
 
+def mixture_noise(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draws for `sample_mixture`: Gumbel noise like logits (..., K), logistic noise (...)."""
+    u = torch.rand_like(logits).clamp(UNIFORM_EPS, 1 - UNIFORM_EPS)
+    return -torch.log(-torch.log(u)), logistic_noise(logits.shape[:-1], logits)
+
+
 def sample_mixture(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
+                   temperature: float = 1.0, noise: tuple | None = None) -> torch.Tensor:
     """One draw per position; (..., K) params -> (...,) in [-1, 1]. temperature scales the
-    logistic noise; 0 takes the mean of the most probable component (deterministic)."""
-    if temperature > 0:
-        gumbel = -torch.log(-torch.log(torch.rand_like(logits).clamp(UNIFORM_EPS, 1)))
-        k = (logits + gumbel).argmax(dim=-1, keepdim=True)
-    else:
+    logistic noise; 0 takes the mean of the most probable component (deterministic).
+    noise: pre-drawn `mixture_noise(logits)` (fresh draws when None)."""
+    if temperature <= 0:
         k = logits.argmax(dim=-1, keepdim=True)
+        return means.gather(-1, k).squeeze(-1).clamp(-1, 1)
+    gumbel, logistic = noise if noise is not None else mixture_noise(logits)
+    k = (logits + gumbel).argmax(dim=-1, keepdim=True)  # Gumbel-max: component ~ softmax
     mean = means.gather(-1, k).squeeze(-1)
-    if temperature > 0:
-        scale = torch.exp(log_scales.gather(-1, k).squeeze(-1))
-        mean = mean + temperature * scale * logistic_noise(mean.shape, mean)
-    return mean.clamp(-1, 1)
+    scale = torch.exp(log_scales.gather(-1, k).squeeze(-1))
+    return (mean + temperature * scale * logistic).clamp(-1, 1)
 
 
 def check_segments(batch: dict, hop_length: int, n_mels: int) -> None:
@@ -326,16 +363,19 @@ class WaveNet(nn.Module):
         mel (B, n_mels, T) -> (B, T * hop) in [-1, 1]."""
         c = self.condition(mel)  # (B, n_mels, N)
         batch, n = c.shape[0], c.shape[-1]
-        queues = self.stack.init_queues(batch, c)
+        state = self.stack.start(batch, c)
         audio = c.new_zeros(batch, n)
         previous = c.new_zeros(batch)
+        k = self.cfg.n_mixtures
         for t in tqdm(range(n), desc="wavenet", unit="sample", disable=not progress):
-            if t % GENERATION_BLOCK == 0:  # conditioning of the next block, all layers
+            j = t % GENERATION_BLOCK
+            if j == 0:  # the next block's conditioning (all layers) and sampling noise
                 cond = self.stack.project_condition(c[:, :, t:t + GENERATION_BLOCK])
-            out = self.stack.step(previous, cond[:, t % GENERATION_BLOCK], queues, t)
-            logits, means, log_scales = split_mixture(out.unsqueeze(-1), self.cfg.log_scale_min)
-            previous = sample_mixture(logits[..., 0], means[..., 0], log_scales[..., 0],
-                                      temperature)  # (B,)
+                gumbel, logistic = mixture_noise(c.new_empty(batch, GENERATION_BLOCK, k))
+            out = self.stack.step(previous, cond[:, j], state, t)  # (B, 3K)
+            logits, means, log_scales = split_mixture(out, self.cfg.log_scale_min, dim=-1)
+            previous = sample_mixture(logits, means, log_scales, temperature,
+                                      (gumbel[:, j], logistic[:, j]))  # (B,)
             audio[:, t] = previous
         return audio
 

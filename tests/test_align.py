@@ -146,7 +146,9 @@ for lab in corpus.glob("*.lab"):
 
 
 def test_mfa_command_and_outputs(tmp_path, monkeypatch):
-    template = grid(tmp_path, [(0.0, 0.1, "sil"), (0.1, 0.2, "HH"), (0.2, 0.3, "AY1")], 0.3)
+    template = tmp_path / "template.TextGrid"  # what MFA writes: words are our dict keys
+    align.write_textgrid(template, [Interval(0.1, 0.3, "w_hh_ay")], [
+        Interval(0.0, 0.1, "sil"), Interval(0.1, 0.2, "HH"), Interval(0.2, 0.3, "AY1")], 0.3)
     log = tmp_path / "args.json"
     exe = tmp_path / "bin" / "mfa"
     exe.parent.mkdir()
@@ -168,6 +170,10 @@ def test_mfa_command_and_outputs(tmp_path, monkeypatch):
     assert (corpus_dir / "u1.lab").read_text().split() == ["w_hh_ay"]
     assert (corpus_dir / "u1.wav").exists()
     assert (tmp_path / "work" / "dictionary.txt").read_text() == "w_hh_ay\tHH AY1\n"
+    from praatio import textgrid
+
+    words = textgrid.openTextgrid(str(out / "u1.TextGrid"), False).getTier("words")
+    assert [e.label for e in words.entries] == ["hi"]  # keys renamed back to our words
     dur, _ = durations(out / "u1.TextGrid", ["sil", "HH", "AY1", "sil"], 31)
     assert dur.sum() == 31
     align.run_mfa(utts, out, AlignConfig(aligner="mfa", mfa_acoustic_model=""),
@@ -264,3 +270,21 @@ def test_stage_on_real_speech(mini_corpus, tmp_path):
         assert len(d) == len(phonemes.split()) == len(pitch.split()) == len(energy.split())
         assert (tmp_path / "align" / "textgrids" / f"{uid}.TextGrid").exists()
         assert abs(np.mean([float(v) for v in energy.split()])) < 3
+
+
+def test_pocketsphinx_aligns_builtin_speech(tiny_builtin_corpus, tmp_path):
+    """eSpeak audio has exact digital silence; the noise floor keeps pocketsphinx working."""
+    aligner = align.PocketSphinx(STRICT)
+    for utt in corpus.read_metadata(tiny_builtin_corpus / corpus.METADATA):
+        wav = tiny_builtin_corpus / corpus.WAVS / f"{utt.id}.wav"
+        x = audio.load_wav(wav, AudioConfig().sample_rate)
+        symbols = phonemize(utt.normalized)
+        words, phones = aligner(align.utterance(utt.id, wav, utt.normalized, symbols), x,
+                                AudioConfig().sample_rate)
+        align.write_textgrid(tmp_path / "b.TextGrid", words, phones,
+                             len(x) / AudioConfig().sample_rate)
+        frames = audio.n_frames(len(x), AudioConfig().hop_length)
+        dur, _ = align.durations_from_textgrid(tmp_path / "b.TextGrid", symbols, frames,
+                                               AudioConfig().sample_rate,
+                                               AudioConfig().hop_length, STRICT, utt.id)
+        assert dur.sum() == frames and dur.min() >= 1

@@ -1,5 +1,9 @@
 """tts/attention.py: the guided-attention matrix against its formula, the loss, and the
-alignment scores on hand-built attentions (diagonal, uniform, skipping, repeating)."""
+alignment scores on hand-built attentions (diagonal, uniform, skipping, repeating).
+
+Also home of `aligned_batch`, the synthetic text batch the attention models
+(tests/test_tacotron2.py, tests/test_dctts.py) overfit to learn an alignment.
+"""
 
 import math
 
@@ -8,6 +12,42 @@ import torch
 
 from tts.attention import (alignment_scores, diagonal_mass, guided_attention_loss,
                            guided_attention_weights, skip_repeat_rates)
+
+LOG_FLOOR = 1e-5  # the contract's log_floor; the collate pads mel with log(LOG_FLOOR)
+MEL_RANGE = (-8.0, 0.0)  # synthetic log-mel values, inside a real log-mel's range
+
+
+def aligned_batch(lengths: list[int], n_symbols: int, n_mels: int, durations=(2, 4),
+                  seed: int = 0) -> dict:
+    """A text batch (as tts/data.py collates it) whose mel holds one fixed random spectrum
+    per symbol for a random `durations` (inclusive) number of frames each: predictable only
+    by attending to the right token."""
+    g = torch.Generator().manual_seed(seed)
+    low, high = MEL_RANGE
+    spectra = low + (high - low) * torch.rand(n_symbols, n_mels, generator=g)  # (V, M)
+    phonemes = [torch.randint(1, n_symbols, (n,), generator=g) for n in lengths]
+    lo, hi = durations
+    mels = [spectra[p].repeat_interleave(torch.randint(lo, hi + 1, (len(p),), generator=g), 0).T
+            for p in phonemes]  # (M, T_b) each
+    mel_lengths = torch.tensor([m.size(1) for m in mels])
+    batch = {"ids": [f"synthetic-{i}" for i in range(len(lengths))],
+             "phonemes": torch.zeros(len(lengths), max(lengths), dtype=torch.long),
+             "phoneme_lengths": torch.tensor(lengths),
+             "mel": torch.full((len(lengths), n_mels, int(mel_lengths.max())),
+                               math.log(LOG_FLOOR)),
+             "mel_lengths": mel_lengths}
+    for i, (p, m) in enumerate(zip(phonemes, mels)):
+        batch["phonemes"][i, :len(p)] = p
+        batch["mel"][i, :, :m.size(1)] = m
+    return batch
+
+
+def item(batch: dict, i: int) -> dict:
+    """Batch item i alone, trimmed to its own lengths."""
+    n, t = int(batch["phoneme_lengths"][i]), int(batch["mel_lengths"][i])
+    return {"ids": batch["ids"][i:i + 1], "phonemes": batch["phonemes"][i:i + 1, :n],
+            "phoneme_lengths": batch["phoneme_lengths"][i:i + 1],
+            "mel": batch["mel"][i:i + 1, :, :t], "mel_lengths": batch["mel_lengths"][i:i + 1]}
 
 
 def one_hot_path(path: list[int], n_in: int) -> torch.Tensor:

@@ -17,6 +17,15 @@ TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels
 GRID = 2 ** 16  # values of the 16-bit grid
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared machine: extra OpenMP threads only contend (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny(**overrides) -> WaveNet:
     torch.manual_seed(0)
     model = WaveNet(WaveNetConfig(**{**TINY, **overrides}))
@@ -75,10 +84,10 @@ def test_incremental_steps_match_parallel_forward(kernel_size):
     parallel = model(audio, batch["mel"])  # (B, 3K, N)
     c = model.condition(batch["mel"])
     cond = model.stack.project_condition(c)  # (B, N, L, G)
-    queues = model.stack.init_queues(audio.shape[0], c)
+    state = model.stack.start(audio.shape[0], c)
     previous, steps = torch.zeros_like(audio[:, 0]), []
     for t in range(audio.shape[1]):  # teacher forcing: feed the true previous sample
-        steps.append(model.stack.step(previous, cond[:, t], queues, t))
+        steps.append(model.stack.step(previous, cond[:, t], state, t))
         previous = audio[:, t]
     incremental = torch.stack(steps, dim=-1)
     assert parallel.abs().max() > 0.1
@@ -170,6 +179,5 @@ def test_overfitting_a_short_clip_lowers_the_nll(mini_corpus):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    print(losses)
     assert all(math.isfinite(v) for v in losses)
     assert sum(losses[-5:]) / 5 < losses[0] - 1.0  # nats per sample

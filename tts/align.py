@@ -8,7 +8,7 @@ MFA-style TextGrids (tiers `words` and `phones`):
 - `pocketsphinx` (default, pip only): the `pocketsphinx` wheel's bundled US English
   acoustic model, two-pass forced alignment (word-level FSG search, then a state-level
   Viterbi pass), with a per-utterance dictionary generated from our phonemizer (stress
-  removed) so its phones are ours.
+  removed) so its phones are ours; a faint seeded noise floor replaces digital silence.
 - `mfa`: the `mfa` command from a conda install, run as a subprocess on a corpus in MFA's
   layout with a dictionary generated from our phonemizer.
 
@@ -50,6 +50,8 @@ SILENCE_LABELS = frozenset({"", "sil", "sp", "<eps>", "<sil>", "<s>", "</s>", "S
 UNKNOWN_LABEL = "spn"  # MFA's unknown-word filler
 PS_SAMPLE_RATE = 16000  # the bundled pocketsphinx model is trained on 16 kHz audio
 GAP = 1e-6  # seconds: intervals closer than this touch
+SECONDS_DECIMALS = 6  # pocketsphinx boundary times in TextGrids (frames are 10 ms)
+NOISE_SEED = 0  # the noise floor is the same on every run (reproducible TextGrids)
 PCM_SCALE = 32767  # float [-1, 1] -> int16 for pocketsphinx
 MFA_INSTALL = ("install the Montreal Forced Aligner with `conda install -c conda-forge "
                "montreal-forced-aligner` (and `mfa model download acoustic <model>`), or "
@@ -75,6 +77,10 @@ class AlignConfig:
     # seconds added to pocketsphinx boundaries: its frames are labelled by window start;
     # the median lag behind MFA on ljspeech-mini was 15-20 ms
     ps_time_offset: float = 0.015
+    # amplitude of (seeded) white noise added before pocketsphinx: exact digital silence,
+    # as in the eSpeak builtin corpus, breaks its features (10 of 16 builtin clips failed
+    # to align without it, 0 with 1e-3, about -60 dBFS)
+    ps_noise_floor: float = 1.0e-3
     mfa_command: str = "mfa"  # path or name of the `mfa` executable
     mfa_acoustic_model: str = "english_us_arpa"  # pretrained model; "" = `mfa train`
     mfa_args: tuple[str, ...] = ()  # extra arguments for `mfa align` / `mfa train`
@@ -87,6 +93,7 @@ class AlignConfig:
         _check(self.ps_frame_rate > 0, f"{key}.ps_frame_rate", "must be positive")
         _check(0 < self.ps_beam < 1, f"{key}.ps_beam", "must be in (0, 1)")
         _check(0 < self.ps_silence_prob <= 1, f"{key}.ps_silence_prob", "must be in (0, 1]")
+        _check(0 <= self.ps_noise_floor < 1, f"{key}.ps_noise_floor", "must be in [0, 1)")
         _check(abs(self.ps_time_offset) < 1, f"{key}.ps_time_offset", "must be under 1 s")
 
     @property
@@ -176,10 +183,12 @@ def _match(ours: list[str], theirs: list[str]) -> tuple[list[list[int]], int]:
     while i > 0 and j > 0:
         c = cost[i, j]
         if theirs[j - 1] == UNKNOWN_LABEL and c == cost[i - 1, j]:
-            mapping[i - 1].append(j - 1); i -= 1
+            mapping[i - 1].append(j - 1)  # our phone inside a spn word
+            i -= 1
         elif c == cost[i - 1, j - 1] + (theirs[j - 1] != UNKNOWN_LABEL
                                        and ours[i - 1] != theirs[j - 1]):
-            mapping[i - 1].append(j - 1); i, j = i - 1, j - 1
+            mapping[i - 1].append(j - 1)  # match, substitution, or the first of a spn
+            i, j = i - 1, j - 1
         elif c == cost[i - 1, j] + 1:
             i -= 1  # deletion: our phone gets no aligner time
         else:
@@ -401,6 +410,8 @@ def pocketsphinx_align(decoder, utt: Utterance, audio: np.ndarray, sample_rate: 
     x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     if sample_rate != PS_SAMPLE_RATE:
         x = torchaudio.functional.resample(x, sample_rate, PS_SAMPLE_RATE)
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(NOISE_SEED))
+    x = x + cfg.ps_noise_floor * noise  # (N,) no exact digital silence
     pcm = (x.clamp(-1, 1) * PCM_SCALE).to(torch.int16).numpy().tobytes()
     spoken = [(w, p) for w, p in utt.words if w and p]
     keys = []
@@ -425,8 +436,8 @@ def pocketsphinx_align(decoder, utt: Utterance, audio: np.ndarray, sample_rate: 
     duration = len(audio) / sample_rate
 
     def seconds(frame: int) -> float:  # frame index -> boundary time, offset by the lag
-        return 0.0 if frame == 0 else min(frame / cfg.ps_frame_rate + cfg.ps_time_offset,
-                                          duration)
+        t = frame / cfg.ps_frame_rate + cfg.ps_time_offset
+        return 0.0 if frame == 0 else min(round(t, SECONDS_DECIMALS), duration)
 
     words, phones, spoken_iter = [], [], iter(spoken)
     for w in alignment:
@@ -554,8 +565,21 @@ def run_mfa(utts: list[Utterance], out: Path, cfg: AlignConfig,
         if utt.id not in found:
             failures[utt.id] = "mfa produced no TextGrid (could not align)"
             continue
-        shutil.copyfile(found[utt.id], out / f"{utt.id}.TextGrid")
+        _rename_words(found[utt.id], out / f"{utt.id}.TextGrid", utt)
     return failures, version
+
+
+def _rename_words(src: Path, dst: Path, utt: Utterance) -> None:
+    """Copy an MFA TextGrid, its `words` tier relabelled from dictionary keys to words."""
+    from praatio import textgrid
+
+    grid = textgrid.openTextgrid(str(src), includeEmptyIntervals=False)
+    spoken = iter(w for w, p in utt.words if w and p)
+    tier = grid.getTier("words")
+    entries = [e._replace(label=next(spoken, e.label)) if e.label.startswith("w_") else e
+               for e in tier.entries]
+    grid.replaceTier("words", tier.new(entries=entries))
+    grid.save(str(dst), format="long_textgrid", includeBlankSpaces=True)
 
 
 # -------------------------------------------------------------------------- dispatch

@@ -188,8 +188,19 @@ def _check(ok: bool, key: str, message: str) -> None:
         raise ConfigError(f"params: `{key}` {message}")
 
 
+def _is_subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(c in letters for c in short)
+
+
 def _nearest(key: str, valid: typing.Iterable[str]) -> str:
-    match = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    """' did you mean ...' for a typo (difflib) or a spelled-out abbreviation
+    (`learning_rate` -> `lr`: the valid key's letters appear in order in the typed one)."""
+    valid = list(valid)
+    match = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    if not match:
+        match = sorted((v for v in valid if v[:1] == key[:1] and _is_subsequence(v, key)),
+                       key=len, reverse=True)[:1]
     return f"; did you mean `{match[0]}`?" if match else ""
 
 
@@ -356,10 +367,8 @@ def network_config(params: Params, name: str) -> tuple[TrainConfig, Any]:
         from tts.text import SYMBOLS
 
         contract["n_symbols"] = len(SYMBOLS)
-    cfg = build(s.config_cls, arch, s.section)
-    cfg = dataclasses.replace(cfg, **contract)
-    if hasattr(cfg, "validate"):
-        cfg.validate(s.section)
+    # contract values go in before `validate` runs (e.g. upsampling product == hop_length)
+    cfg = build(s.config_cls, {**arch, **contract}, s.section)
     return train, cfg
 
 

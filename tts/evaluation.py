@@ -71,9 +71,11 @@ GROUND_TRUTH_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "
 @dataclass(frozen=True)
 class EvaluateConfig:
     utterances: int = 12  # test utterances evaluated: the first N of test.tsv (0 = all)
-    wavenet_utterances: int = 2  # WaveNet samples one value at a time: only the first N
+    # They are processed shortest first; the subsets below are the shortest ones.
+    wavenet_utterances: int = 1  # WaveNet samples one value at a time: only N (0 = none)
     report_utterances: int = 3  # test sentences with audio players in the report
     figure_utterances: int = 1  # test sentences with mel / attention / pitch figures
+    max_length_ratio: float = 2.0  # attention models stop by this x the recording's length
     pesq: bool = True  # wide-band PESQ in copy synthesis (needs the `pesq` package)
     stoi: bool = True  # STOI in copy synthesis
     recognizer: bool = True  # WER/CER with PocketSphinx (false: intelligibility left out)
@@ -91,10 +93,10 @@ class EvaluateConfig:
                 raise ConfigError(f"params: `{key}.{name}` {message}")
 
         check(self.utterances >= 0, "utterances", "must be >= 0 (0 = the whole test list)")
-        for name in ("wavenet_utterances", "figure_dpi"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
-        for name in ("report_utterances", "figure_utterances", "threads"):
+        check(self.figure_dpi >= 1, "figure_dpi", "must be at least 1")
+        for name in ("wavenet_utterances", "report_utterances", "figure_utterances", "threads"):
             check(getattr(self, name) >= 0, name, "must be >= 0")
+        check(self.max_length_ratio >= 1, "max_length_ratio", "must be at least 1")
         check(0 <= self.failure_diagonal_mass <= 1, "failure_diagonal_mass", "must be in [0, 1]")
         bad = [m for m in self.rank_by if m not in PAIR_METRICS]
         check(self.rank_by and not bad, "rank_by",
@@ -116,7 +118,8 @@ class TestUtterance:
 
 
 def test_utterances(split: Path, features: Path, limit: int) -> list[TestUtterance]:
-    """The first `limit` (0 = all) utterances of test.tsv with their recorded features."""
+    """The first `limit` (0 = all) utterances of test.tsv with their recorded features,
+    shortest first (so the WaveNet, report and figure subsets are the shortest)."""
     from tts.corpus import read_split
     from tts.featstore import FeatureStore
 
@@ -133,7 +136,12 @@ def test_utterances(split: Path, features: Path, limit: int) -> list[TestUtteran
         out.append(TestUtterance(e.id, e.text, e.normalized, e.phonemes, e.duration,
                                  np.asarray(item["audio"], dtype=np.float32),
                                  np.asarray(item["mel"], dtype=np.float32)))
-    return out
+    return sorted(out, key=lambda u: (u.seconds, u.id))
+
+
+def subset(utterances: list[TestUtterance], vocoder: str, cfg: EvaluateConfig) -> list:
+    """What a vocoder is evaluated on: everything, WaveNet only the shortest few."""
+    return utterances[:cfg.wavenet_utterances] if vocoder == "wavenet" else utterances
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -234,14 +242,14 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
     _set_threads(cfg)
     acoustic, vocoder = synth.acoustic, synth.vocoder
     label = f"{acoustic.name}-{vocoder.name}"
-    if vocoder.name == "wavenet":
-        utterances = utterances[:cfg.wavenet_utterances]
-    warm = synth.speak_phonemes(WARMUP_PHONEMES)  # untimed: first-call costs
-    del warm
+    utterances = subset(utterances, vocoder.name, cfg)
+    if utterances:
+        synth.speak_phonemes(WARMUP_PHONEMES)  # untimed: first-call costs
     rate = audio_cfg.sample_rate
     rows, audio_links, figs = [], [], {}
     for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):
-        res = synth.speak_phonemes(utt.phonemes)
+        cap = math.ceil(cfg.max_length_ratio * utt.mel.shape[-1])
+        res = synth.speak_phonemes(utt.phonemes, max_frames=cap)
         wav = res["audio"].numpy()
         seconds = len(wav) / rate
         row = {"id": utt.id, "seconds": utt.seconds, "synth_seconds": seconds,
@@ -266,7 +274,7 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
                                    res["attention"])
         rows.append(row)
     metrics = mean_metrics(rows, PAIR_METRICS)
-    if acoustic.attention:
+    if acoustic.attention and rows:
         metrics["failure_rate"] = float(np.mean([r["failed"] for r in rows]))
         metrics["skip_rate"], metrics["repeat_rate"] = (
             mean_metrics(rows, ("skip_rate", "repeat_rate")).values())
@@ -283,9 +291,9 @@ def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg
     """One vocoder (a `tts.inference.Vocoder`) on the recordings' own mels."""
     _set_threads(cfg)
     label = vocoder.label
-    if vocoder.name == "wavenet":
-        utterances = utterances[:cfg.wavenet_utterances]
-    vocoder(torch.from_numpy(utterances[0].mel[:, :WARMUP_FRAMES]))  # untimed warm-up
+    utterances = subset(utterances, vocoder.name, cfg)
+    if utterances:
+        vocoder(torch.from_numpy(utterances[0].mel[:, :WARMUP_FRAMES]))  # untimed warm-up
     rate = audio_cfg.sample_rate
     rows, audio_links, figs = [], [], {}
     for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):

@@ -64,7 +64,7 @@ class SynthConfig:
     vocoder: str = "wavegrad"
     wavegrad_iterations: int = 0  # searched noise schedule to sample with; 0 = best-scoring
     temperature: float = 1.0  # noise scale of WaveNet / Parallel WaveNet sampling
-    max_frames_per_phoneme: int = 20  # attention models stop by L * this frames at the latest
+    max_frames_per_phoneme: int = 15  # attention models stop by L * this frames at the latest
     max_phonemes: int = 150  # a longer sentence is split at its pauses, then between words
     sentence_pause: float = 0.3  # seconds of silence between split sentences
     seed: int = 1234  # sampling noise (prenet dropout, vocoder noise): same text, same audio
@@ -157,11 +157,12 @@ class Acoustic:
     def attention(self) -> bool:
         return self.name in ATTENTION_MODELS
 
-    def __call__(self, ids: Tensor) -> dict:
-        """ids (1, L) -> {mel (n_mels, T), attention (T_out, L) or None, hit_max_length}."""
+    def __call__(self, ids: Tensor, max_frames: int | None = None) -> dict:
+        """ids (1, L) -> {mel (n_mels, T), attention (T_out, L) or None, hit_max_length};
+        attention models stop by `max_frames` (default: L * max_frames_per_phoneme)."""
         options = {}
         if self.attention:
-            options["max_frames"] = self.max_frames_per_phoneme * ids.shape[1]
+            options["max_frames"] = max_frames or self.max_frames_per_phoneme * ids.shape[1]
         out = self.module.synthesize(ids, **options)
         return {"mel": out["mel"][0], "attention": out.get("attention"),  # (n_mels, T)
                 "hit_max_length": bool(out.get("hit_max_length", False))}
@@ -365,22 +366,23 @@ class Synthesizer:
         self.acoustic, self.vocoder, self.audio_cfg = acoustic, vocoder, audio_cfg
         self.text_cfg, self.cfg, self.device = text_cfg, cfg, torch.device(device)
 
-    def _timed(self, fn, *args):
+    def _timed(self, fn, *args, **kwargs):
         with stopwatch() as elapsed:
-            out = fn(*args)
+            out = fn(*args, **kwargs)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
         return out, elapsed()
 
-    def speak_phonemes(self, phonemes) -> dict:
+    def speak_phonemes(self, phonemes, max_frames: int | None = None) -> dict:
         """One chunk: phonemes (symbols) -> {mel, audio, attention, hit_max_length,
-        acoustic_seconds, vocoder_seconds}; seeded, so repeatable."""
+        acoustic_seconds, vocoder_seconds}; seeded, so repeatable. `max_frames` caps
+        attention models (default: the config's per-phoneme cap)."""
         from tts.text import to_ids
 
         ids = torch.tensor([to_ids(list(phonemes))], device=self.device)  # (1, L)
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(self.cfg.seed)
-            acoustic, t_acoustic = self._timed(self.acoustic, ids)
+            acoustic, t_acoustic = self._timed(self.acoustic, ids, max_frames)
             audio, t_vocoder = self._timed(self.vocoder, acoustic["mel"])
         return {**acoustic, "mel": acoustic["mel"].float().cpu(),
                 "audio": audio.float().cpu(), "acoustic_seconds": t_acoustic,
