@@ -3,9 +3,10 @@
 The stage's extractor (`tts.audio.extract_many`: torch log-mel + energy, DIO at decimated
 rate + StoneMask, `features.workers` processes, pool start-up included) against a plain
 single-process loop (soundfile + librosa.feature.melspectrogram + pyworld DIO/StoneMask at
-default settings) over the same ljspeech-mini clips in the same run. Also reports how far
-the optimized features are from the plain ones (mel max |diff|, F0 agreement), since the
-speed-up must not change the features.
+default settings) over the same ljspeech-mini clips in the same run, plus the CPU time of
+the single-process runs (a load-independent cost: the machine is shared). Also reports how
+far the optimized features are from the plain ones (mel max |diff|, F0 agreement), since
+the speed-up must not change the features.
 
     python -m benchmarks.features [--corpus ../shared/data/ljspeech-mini] [--passes 2]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,11 @@ def main() -> None:
                      "wall_s": timed(lambda: list(audio.extract_many(paths, cfg, workers,
                                                                     desc="bench")),
                                      args.repeat)})
+    for row, run in ((rows[0], plain_loop), (rows[1], lambda: list(audio.extract_many(
+            paths, cfg, 1, desc="bench")))):  # CPU time: what the work costs without the load
+        start = time.process_time()
+        run()
+        row["cpu_s"] = time.process_time() - start
     for row in rows:
         row["audio_s"] = round(seconds, 1)
         row["audio_s_per_s"] = seconds / row["wall_s"]
@@ -107,7 +114,11 @@ def main() -> None:
     verdict = {"target_audio_s_per_s": TARGET_AUDIO_S_PER_S, "target_ratio": TARGET_RATIO,
                "met_throughput": best["audio_s_per_s"] >= TARGET_AUDIO_S_PER_S,
                "met_ratio": best["vs_baseline"] >= TARGET_RATIO,
-               "ljspeech_minutes_estimate": 24 * 3600 / best["audio_s_per_s"] / 60}
+               "ljspeech_minutes_estimate": 24 * 3600 / best["audio_s_per_s"] / 60,
+               # load-independent: the CPU cost ratio on one core, and all cores busy with
+               # nothing else (audio seconds per CPU second x cores)
+               "cpu_ratio_one_core": rows[0]["cpu_s"] / rows[1]["cpu_s"],
+               "unloaded_estimate_audio_s_per_s": cores * seconds / rows[1]["cpu_s"]}
     path = write_results("features", rows, agreement=quality, verdict=verdict,
                          note="2-core machine shared with other jobs: absolute figures are "
                               "under load; the ratio is measured in the same run")

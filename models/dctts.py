@@ -21,6 +21,14 @@ contract's silence/padding value. Inference uses the paper's forcibly incrementa
 attention: when the attention argmax moves outside [-window_back, +window_ahead] of the
 previous position, that step's attention is replaced by a one-hot on the next token.
 
+One addition to the paper: every highway convolution is followed by a layer norm over
+channels at each time step (as in common reimplementations; per-frame, so causality is
+kept). Without it, Text2Mel's attention collapsed and training diverged at learning rates
+above 2e-3 in our overfitting tests; with it, the tests align in under 50 steps.
+
+Generation runs the causal AudioEnc/AudioDec one frame at a time with cached layer
+inputs (`Conv.step`), O(T) rather than rerunning the growing prefix (O(T^2)).
+
 Defaults are small for CPU; the paper's size is `presets/dctts-paper.yaml`
 (Text2Mel embed_dim 128, hidden_dim 256, stacks 2; SSRN channels 512; dropout 0.05).
 """
@@ -160,6 +168,16 @@ class Conv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.dropout(self.conv(F.pad(x, self.pad)))  # (B, C_out, T)
 
+    def step(self, x: Tensor, cache: dict) -> Tensor:
+        """Causal only: one new frame (B, C, 1) -> (B, C_out, 1); `cache` keeps this
+        layer's last (kernel - 1) * dilation input frames between calls."""
+        if self.pad[1]:
+            raise RuntimeError("Conv.step needs a causal convolution (it sees no future)")
+        past = cache.get(self, x.new_zeros(x.size(0), x.size(1), self.pad[0]))
+        window = torch.cat([past, x], 2)  # (B, C, span + 1)
+        cache[self] = window[:, :, 1:]
+        return self.dropout(self.conv(window))  # (B, C_out, 1)
+
 
 class ChannelNorm(nn.LayerNorm):
     """LayerNorm over channels at each time step (keeps convolutions causal)."""
@@ -178,9 +196,16 @@ class Highway(nn.Module):
         self.norm = ChannelNorm(2 * channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        h1, h2 = self.norm(self.conv(x)).chunk(2, dim=1)  # (B, C, T) each
+        return self._mix(x, self.norm(self.conv(x)))  # (B, C, T)
+
+    def step(self, x: Tensor, cache: dict) -> Tensor:
+        return self._mix(x, self.norm(self.conv.step(x, cache)))  # (B, C, 1)
+
+    @staticmethod
+    def _mix(x: Tensor, h: Tensor) -> Tensor:
+        h1, h2 = h.chunk(2, dim=1)  # (B, C, T) each
         gate = torch.sigmoid(h1)
-        return gate * h2 + (1 - gate) * x  # (B, C, T)
+        return gate * h2 + (1 - gate) * x
 
 
 class MaskedSequential(nn.ModuleList):
@@ -190,6 +215,12 @@ class MaskedSequential(nn.ModuleList):
         for layer in self:
             x = layer(x)
             x = x * mask if mask is not None else x
+        return x
+
+    def step(self, x: Tensor, cache: dict) -> Tensor:
+        """Incremental pass over causal layers: one new frame (B, C, 1) -> (B, C', 1)."""
+        for layer in self:
+            x = layer.step(x, cache) if hasattr(layer, "step") else layer(x)
         return x
 
 
@@ -312,12 +343,14 @@ class Text2Mel(nn.Module):
 
     @torch.no_grad()
     def sample(self, batch: dict) -> dict[str, Tensor]:
-        """Free-running synthesis of the first item: coarse log-mel and attention."""
+        """Free-running synthesis of the first item: its attention and coarse log-mel, each
+        frame held `reduction` times so it lines up with (and voices like) full-rate mels."""
         n_in = int(batch["phoneme_lengths"][0])
         cap = SAMPLE_LENGTH_FACTOR * int(batch["mel_lengths"][0])
         out = self.generate(batch["phonemes"][:1, :n_in], max_frames=cap)
-        mel = from_unit(out["mel"][0], self.cfg.log_floor, self.cfg.mel_max)
-        return {"mel": mel, "attention": out["attention"]}
+        mel = from_unit(out["mel"][0], self.cfg.log_floor, self.cfg.mel_max)  # (M, Tc)
+        return {"mel": mel.repeat_interleave(self.cfg.reduction, dim=1),
+                "attention": out["attention"]}
 
     @torch.no_grad()
     def scores(self, batch: dict) -> dict[str, float]:
@@ -352,9 +385,10 @@ class Text2Mel(nn.Module):
         """phonemes (1, L) -> coarse mel in [0, 1] (1, n_mels, Tc), attention (Tc, L),
         hit_max_length. `max_frames` counts full-rate frames.
 
-        Frame by frame: the causal AudioEnc/AudioDec rerun over the frames so far, the new
-        attention row is forced incremental, and generation ends `end_frames` frames after
-        the attention reaches the last token (the closing `sil`), or at the cap.
+        Frame by frame through the causal AudioEnc/AudioDec, each layer caching its last
+        inputs (O(T) work, equal to rerunning the whole prefix); every attention row is
+        made forcibly incremental, and generation ends `end_frames` frames after the
+        attention reaches the last token (the closing `sil`), or at the cap.
         """
         cfg = self.cfg
         if phonemes.dim() != 2 or phonemes.size(0) != 1 or phonemes.size(1) == 0:
@@ -367,19 +401,21 @@ class Text2Mel(nn.Module):
         n_in = phonemes.size(1)
         keys, values = self.text_enc(phonemes, torch.tensor([n_in], device=phonemes.device))
         text_mask = torch.ones(1, n_in, dtype=torch.bool, device=phonemes.device)
-        mel = keys.new_zeros(1, cfg.n_mels, 1)  # the all-zero first input frame
-        rows, position, at_end = [], 0, 0
+        frame = keys.new_zeros(1, cfg.n_mels, 1)  # the all-zero first input frame
+        cache: dict = {}
+        frames, rows, position, at_end = [], [], 0, 0
         for _ in range(max_steps):
-            query = self.audio_enc(mel)  # (1, d, t)
-            row, position = self._force(self.attend(keys, query[:, :, -1:], text_mask)[0, 0],
-                                        position)
+            query = self.audio_enc.layers.step(frame, cache)  # (1, d, 1)
+            row, position = self._force(self.attend(keys, query, text_mask)[0, 0], position)
+            read = values @ row[None, :, None]  # (1, d, 1)
+            logits = self.audio_dec.layers.step(torch.cat([read, query], 1), cache)
+            frame = torch.sigmoid(logits)  # (1, n_mels, 1)
+            frames.append(frame)
             rows.append(row)
-            logits = self.decode(torch.stack(rows)[None], values, query)  # (1, M, t)
-            mel = torch.cat([mel, torch.sigmoid(logits[:, :, -1:])], 2)
             at_end = at_end + 1 if position == n_in - 1 else 0
             if at_end >= cfg.end_frames:
                 break
-        return {"mel": mel[:, :, 1:], "attention": torch.stack(rows),
+        return {"mel": torch.cat(frames, 2), "attention": torch.stack(rows),
                 "hit_max_length": at_end < cfg.end_frames}
 
 

@@ -9,10 +9,11 @@ mel bins. Training is teacher-forced on the aligner's durations and the extracte
 and energy (z-normalized, see docs/architecture.md); inference uses the predictions,
 which makes duration, pitch and energy directly controllable.
 
-Choices beyond the paper: `variance_level` switches pitch/energy between phone-level
-targets (as FastPitch and most reimplementations do; robust on small data) and the
-paper's frame-level targets; an optional Tacotron 2 style postnet (the paper has none)
-refines the decoder's mel with a residual.
+Departures from the paper: pitch is regressed directly as z-normalized log-F0 (the paper
+predicts a continuous-wavelet pitch spectrogram); `variance_level` switches pitch/energy
+between phone-level targets (as FastPitch does; robust on small data) and the paper's
+frame-level ones; an optional Tacotron 2 style postnet (the paper has none) refines the
+decoder's mel with a residual; the attention weights get no dropout.
 """
 
 from __future__ import annotations
@@ -235,6 +236,9 @@ class Postnet(nn.Module):
 
 
 class FastSpeech2(nn.Module):
+    """Encoder -> variance adaptor (duration, pitch, energy; length regulator) -> decoder
+    -> mel linear (+ postnet). Mels are the log-mels of the feature store, unnormalized."""
+
     def __init__(self, cfg: FastSpeech2Config):
         super().__init__()
         self.cfg = cfg
@@ -350,4 +354,5 @@ class FastSpeech2(nn.Module):
         lengths = torch.full((phonemes.size(0),), phonemes.size(1), device=phonemes.device)
         out = self(phonemes, lengths, duration_scale=duration_scale, pitch_shift=pitch_shift,
                    energy_shift=energy_shift)
-        return dict(mel=out["mel_postnet"], durations=out["durations"])
+        # float32 even under bf16 autocast: vocoders and plots take it as is
+        return dict(mel=out["mel_postnet"].float(), durations=out["durations"])

@@ -23,14 +23,13 @@ audio (`tts.audio.stft_distance`) plays the role of the paper's power loss.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from models.wavenet import (Upsampler, WaveNet, WaveNetStack, check_segments, log_density,
-                            logistic_noise, normalize_mel, validate_stack)
+from models.wavenet import (Upsampler, WaveNet, WaveNetStack, at_least_float32, check_segments,
+                            log_density, logistic_noise, normalize_mel, validate_stack)
 from tts.audio import stft_distance
 from tts.config import ConfigError
 
@@ -85,13 +84,15 @@ class Flow(nn.Module):
         super().__init__()
         self.stack = WaveNetStack(FLOW_PARAMS, layers, cfg)
         last = self.stack.head[-1]
-        with torch.no_grad():  # start as a fixed affine map: identity shape, set scale
+        with torch.no_grad():  # zero output weights: starts as z -> z * e^initial_log_scale
             last.weight.zero_()
             last.bias.copy_(torch.tensor([0.0, initial_log_scale]))
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # z (B, N), c (B, C, N)
-        shift, log_scale = self.stack(z, c).unbind(1)  # (B, N) each, from z before t
+        out = self.stack(z, c)  # (B, 2, N), bf16 under autocast: audio needs float32
+        out = out.to(at_least_float32(out.dtype))
+        shift, log_scale = out.unbind(1)  # (B, N) each, from z before t
         return shift, log_scale
 
 
@@ -138,6 +139,12 @@ class ParallelWaveNet(nn.Module):
             raise RuntimeError("parallel_wavenet needs its teacher: call bind_teacher(teacher)")
         check_segments(batch, self.cfg.hop_length, self.cfg.n_mels)
         audio, mel = batch["audio"], batch["mel"]  # (B, N), (B, n_mels, T)
+        longest = max(n_fft for n_fft, _, _ in self.cfg.power_resolutions)
+        if audio.shape[-1] <= longest // 2:  # the centred STFT reflect-pads n_fft / 2
+            raise ValueError(f"segments of {audio.shape[-1]} samples are too short for the "
+                             f"power loss's n_fft {longest}: raise "
+                             f"parallel_wavenet.segment_frames or drop that resolution from "
+                             f"parallel_wavenet.power_resolutions")
         x, mu, log_s = self(logistic_noise(audio.shape, audio), mel)  # (B, N) each
         teacher = self.teacher.mixture(x, mel)  # (B, K, N) each, reading x before t
         eps = logistic_noise((self.cfg.n_samples, *audio.shape), audio)  # (S, B, N)

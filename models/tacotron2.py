@@ -256,7 +256,9 @@ class Tacotron2(nn.Module):
         frames, stops, weights = [], [], []
         for s in range(prenet_out.size(1)):
             out, stop, state = self.decoder.step(prenet_out[:, s], state, memory, keys, mask)
-            frames.append(out), stops.append(stop), weights.append(state["weights"])
+            frames.append(out)
+            stops.append(stop)
+            weights.append(state["weights"])
         coarse = self._unfold(frames)  # (B, M, T)
         frame_mask = length_mask(mel_lengths, coarse.size(2))[:, None]  # (B, 1, T)
         coarse = coarse.masked_fill(~frame_mask, self.pad_value)
@@ -355,7 +357,8 @@ class Tacotron2(nn.Module):
         for _ in range(max_steps):
             out, stop, state = self.decoder.step(self.decoder.prenet(frame), state, memory,
                                                  keys, mask)
-            frames.append(out), weights.append(state["weights"][0])
+            frames.append(out)
+            weights.append(state["weights"][0])
             frame = out.view(1, cfg.reduction, cfg.n_mels)[:, -1]  # (1, M)
             if torch.sigmoid(stop).item() > cfg.stop_threshold:
                 stopped = True

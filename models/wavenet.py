@@ -315,6 +315,11 @@ def sample_mixture(logits: torch.Tensor, means: torch.Tensor, log_scales: torch.
     return (mean + temperature * scale * logistic).clamp(-1, 1)
 
 
+def at_least_float32(dtype: torch.dtype) -> torch.dtype:
+    """float32 for bf16 / fp16 (autocast outputs), float64 stays float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def check_segments(batch: dict, hop_length: int, n_mels: int) -> None:
     audio, mel = batch["audio"], batch["mel"]
     if mel.dim() != 3 or mel.shape[1] != n_mels:
@@ -345,8 +350,10 @@ class WaveNet(nn.Module):
         return self.stack(audio, self.condition(mel))
 
     def mixture(self, audio: torch.Tensor, mel: torch.Tensor):
-        """(logits, means, log_scales), each (B, K, N)."""
-        return split_mixture(self(audio, mel), self.cfg.log_scale_min)
+        """(logits, means, log_scales), each (B, K, N), in float32 even under bf16 autocast:
+        a 16-bit bin is far below bf16 resolution."""
+        out = self(audio, mel)  # (B, 3K, N)
+        return split_mixture(out.to(at_least_float32(out.dtype)), self.cfg.log_scale_min)
 
     def loss(self, batch: dict) -> dict[str, torch.Tensor]:
         check_segments(batch, self.cfg.hop_length, self.cfg.n_mels)

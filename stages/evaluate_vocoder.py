@@ -33,7 +33,8 @@ def run(params, vocoder: str, models: Path, split: Path, features: Path, out: Pa
         inference.check_contract(params.audio, (v.name, v.cfg))
     utterances = E.test_utterances(split, features, cfg.utterances)
     with staged_dir(out) as tmp:
-        summaries = [E.evaluate_copy(v, utterances, tmp, params.audio, cfg) for v in vocoders]
+        summaries = [E.evaluate_copy(v, utterances, tmp, params.audio, cfg, synth_cfg.seed,
+                                     device) for v in vocoders]
         E.write_summary(tmp, summaries)
     return summaries
 

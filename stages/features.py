@@ -32,7 +32,7 @@ def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, corpus_dir: Path, split_dir
     items = audio.extract_many(paths, audio_cfg, cfg.workers)
 
     def tee():  # statistics ride along the single pass that writes the shards
-        for uid, item in zip(ids, items):
+        for uid, item in zip(ids, items, strict=True):  # strict: runs `items` to its end
             per_split[split_of[uid]].add(item)
             yield uid, item
 

@@ -106,6 +106,8 @@ def test_teacher_is_bound_frozen_and_never_saved():
                                   n_mels=6))
     with pytest.raises(ValueError, match="hop_length"):
         student.bind_teacher(other)
+    with pytest.raises(ValueError, match="segment_frames"):  # 8 samples < n_fft 32 / 2
+        student.loss(segment(2))
 
 
 def logistic_log_pdf(x: torch.Tensor, mean: float, scale: float) -> torch.Tensor:

@@ -22,6 +22,8 @@ contract fields); `pitch` also needs `f0_min f0_max`.
 from __future__ import annotations
 
 import functools
+import multiprocessing as mp
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ import soundfile as sf
 import torch
 import torch.nn.functional as F
 import torchaudio.functional as AF
+from tqdm import tqdm
 
 # Multi-resolution STFT settings (n_fft, hop, win) for `stft_distance`, as in the Parallel
 # WaveGAN / Parallel WaveNet style spectral losses.
@@ -278,11 +281,6 @@ def extract_many(paths: list[Path], cfg, workers: int = 0, desc: str = "features
     workers: 0 = all cores; 1 = in this process. Each worker runs torch on one thread,
     which also makes the output independent of the worker count (bit-identical).
     """
-    import multiprocessing as mp
-    import os
-
-    from tqdm import tqdm
-
     if not workers:  # the cores this process may use (affinity), else all
         affinity = getattr(os, "sched_getaffinity", None)
         workers = len(affinity(0)) if affinity else os.cpu_count() or 1
@@ -293,8 +291,9 @@ def extract_many(paths: list[Path], cfg, workers: int = 0, desc: str = "features
         _init_worker()
         try:
             for job in jobs:
-                yield _extract_job(job)
+                item = _extract_job(job)
                 bar.update()
+                yield item
         finally:
             torch.set_num_threads(threads)
             bar.close()
@@ -305,7 +304,7 @@ def extract_many(paths: list[Path], cfg, workers: int = 0, desc: str = "features
     with mp.get_context(method).Pool(workers, initializer=_init_worker) as pool:
         try:
             for item in pool.imap(_extract_job, jobs, chunksize=chunksize):
-                yield item
                 bar.update()
+                yield item
         finally:
             bar.close()

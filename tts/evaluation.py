@@ -33,6 +33,7 @@ from tqdm import tqdm
 from tts import audio as A
 from tts import metrics as M
 from tts import plots
+from tts.attention import alignment_scores
 
 SUMMARY_FILE = "summary.json"
 UTTERANCES_FILE = "utterances.csv"
@@ -260,8 +261,6 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
                "rtf_vocoder": M.real_time_factor(res["vocoder_seconds"], len(wav), rate)}
         row["rtf"] = row["rtf_acoustic"] + row["rtf_vocoder"]
         if res["attention"] is not None:
-            from tts.attention import alignment_scores
-
             scores = alignment_scores(res["attention"].float().cpu())
             row.update(scores, hit_max_length=res["hit_max_length"],
                        failed=float(res["hit_max_length"]
@@ -287,19 +286,22 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
 
 
 def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg,
-                  cfg: EvaluateConfig) -> dict:
-    """One vocoder (a `tts.inference.Vocoder`) on the recordings' own mels."""
+                  cfg: EvaluateConfig, seed: int = 0, device: str = "cpu") -> dict:
+    """One vocoder (a `tts.inference.Vocoder`) on the recordings' own mels; sampling
+    vocoders draw their noise from `seed`."""
+    from tts.inference import seeded
+
     _set_threads(cfg)
     label = vocoder.label
     utterances = subset(utterances, vocoder.name, cfg)
     if utterances:
-        vocoder(torch.from_numpy(utterances[0].mel[:, :WARMUP_FRAMES]))  # untimed warm-up
+        vocoder(torch.from_numpy(utterances[0].mel[:, :WARMUP_FRAMES]).to(device))  # warm-up
     rate = audio_cfg.sample_rate
     rows, audio_links, figs = [], [], {}
     for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), M.stopwatch() as elapsed:
-            torch.manual_seed(0)
-            wav = vocoder(torch.from_numpy(utt.mel)).float().cpu().numpy()
+        mel = torch.from_numpy(utt.mel).to(device)
+        with seeded(seed, device), torch.no_grad(), M.stopwatch() as elapsed:
+            wav = vocoder(mel).float().cpu().numpy()  # (N,); .cpu() waits for the device
         seconds = elapsed()
         wav = wav[:len(utt.audio)]
         row = {"id": utt.id, **copy_metrics(utt.audio, wav, audio_cfg, cfg),

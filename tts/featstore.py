@@ -2,7 +2,9 @@
 
 At LJSpeech scale (13,100 utterances) one file per utterance and feature makes `dvc
 status` slow (DESIGN: 20,000 small files ~2.9 s warm against ~0.8 s for the same bytes in
-a few large files), so utterances are grouped into shards of `shard_size`:
+a few large files; measured here on the loaded 2-core machine for 13,100 x 5 arrays:
+65,500 files took 130 s to `dvc add` and 29-53 s per `dvc status`, the same as 14 shards
+x 5 files 4.6 s and 3.3-3.4 s), so utterances are grouped into shards of `shard_size`:
 
     root/
       meta.json             array keys, dtypes, leading shapes, samples per frame

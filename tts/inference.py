@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,15 @@ class Synthesis:
         return len(self.audio) / self.sample_rate
 
 
+@contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu"):
+    """Run the block with every RNG on `device` seeded, restoring the global state after."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
+
+
 class Synthesizer:
     """An acoustic model and a vocoder that agree on the feature contract."""
 
@@ -380,8 +390,7 @@ class Synthesizer:
         from tts.text import to_ids
 
         ids = torch.tensor([to_ids(list(phonemes))], device=self.device)  # (1, L)
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(self.cfg.seed)
+        with seeded(self.cfg.seed, self.device), torch.no_grad():
             acoustic, t_acoustic = self._timed(self.acoustic, ids, max_frames)
             audio, t_vocoder = self._timed(self.vocoder, acoustic["mel"])
         return {**acoustic, "mel": acoustic["mel"].float().cpu(),
