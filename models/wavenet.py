@@ -128,7 +128,18 @@ class Upsampler(nn.Module):
         for stage, s in zip(self.stages, self.factors):
             frames = c.shape[-1]
             c = stage(c)[..., s:s + frames * s]  # (B, C, T * s), drop the half-kernel lead
-        return c  # (B, C, T * prod(factors))
+        return c.contiguous()  # (B, C, T * prod(factors))
+
+
+class Conv1x1(nn.Linear):
+    """A 1x1 convolution over (B, C, N) as one matmul (conv1d's CPU path is slower)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x (B, in, N)
+        weight = self.weight.expand(x.shape[0], -1, -1)  # (B, out, in), a view
+        if self.bias is None:
+            return torch.bmm(weight, x)  # (B, out, N)
+        return torch.baddbmm(self.bias[:, None], weight, x)  # (B, out, N)
 
 
 @dataclass
@@ -160,8 +171,8 @@ class ResidualLayer(nn.Module):
         self.span = dilation * (kernel_size - 1)  # past inputs this layer looks at
         self.residual, self.skip = residual, skip
         self.dilated = nn.Conv1d(residual, gate, kernel_size, dilation=dilation)
-        self.cond = nn.Conv1d(cond, gate, 1, bias=False)
-        self.out = nn.Conv1d(gate // 2, residual + skip, 1)
+        self.cond = Conv1x1(cond, gate, bias=False)
+        self.out = Conv1x1(gate // 2, residual + skip)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x (B, R, N), c (B, C, N)
@@ -174,7 +185,7 @@ class ResidualLayer(nn.Module):
     @torch.no_grad()
     def start(self, batch: int, like: torch.Tensor) -> LayerSteps:
         """State for incremental steps: an empty input queue and the weights as matrices."""
-        weight, out = self.dilated.weight, self.out.weight[:, :, 0]  # (G, R, K), (R + S, G/2)
+        weight, out = self.dilated.weight, self.out.weight  # (G, R, K), (R + S, G/2)
         return LayerSteps(
             queue=like.new_zeros(batch, self.span, self.residual),
             taps=[weight[:, :, k].t().contiguous() for k in range(self.kernel_size)],
@@ -202,14 +213,14 @@ class WaveNetStack(nn.Module):
 
     def __init__(self, out_channels: int, layers: int, cfg):
         super().__init__()
-        self.input = nn.Conv1d(1, cfg.residual_channels, 1)
+        self.input = Conv1x1(1, cfg.residual_channels)
         self.layers = nn.ModuleList(
             ResidualLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
                           cfg.n_mels, d, cfg.kernel_size)
             for d in dilations(layers, cfg.dilation_cycle))
         self.skip_scale = math.sqrt(1.0 / layers)
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(cfg.skip_channels, cfg.head_channels, 1),
-                                  nn.ReLU(), nn.Conv1d(cfg.head_channels, out_channels, 1))
+        self.head = nn.Sequential(nn.ReLU(), Conv1x1(cfg.skip_channels, cfg.head_channels),
+                                  nn.ReLU(), Conv1x1(cfg.head_channels, out_channels))
 
     def forward(self, signal: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # signal (B, N), c (B, C, N)
@@ -229,22 +240,22 @@ class WaveNetStack(nn.Module):
     def project_condition(self, c: torch.Tensor) -> torch.Tensor:
         """Every layer's conditioning term (+ its conv bias) for incremental steps.
         c (B, C, N) -> (B, N, layers, G)."""
-        weight = torch.cat([layer.cond.weight for layer in self.layers])  # (L * G, C, 1)
+        weight = torch.cat([layer.cond.weight for layer in self.layers])  # (L * G, C)
         bias = torch.cat([layer.dilated.bias for layer in self.layers])  # (L * G,)
-        out = F.conv1d(c, weight, bias)  # (B, L * G, N)
-        return out.transpose(1, 2).contiguous().unflatten(2, (len(self.layers), -1))
+        out = torch.matmul(c.transpose(1, 2), weight.t()) + bias  # (B, N, L * G)
+        return out.unflatten(2, (len(self.layers), -1))
 
     def step(self, previous: torch.Tensor, cond: torch.Tensor, state: StackSteps,
              t: int) -> torch.Tensor:
         """Output at t from the sample at t - 1, reading and updating the layers' queues.
         previous (B,), cond (B, L, G) from `project_condition` at t -> (B, out)."""
-        x = torch.addmm(self.input.bias, previous.unsqueeze(1), self.input.weight[:, :, 0].t())
+        x = F.linear(previous.unsqueeze(1), self.input.weight, self.input.bias)  # (B, R)
         skips = state.skip_b.repeat(previous.shape[0], 1)  # (B, S)
         for layer, layer_cond, layer_state in zip(self.layers, cond.unbind(1), state.layers):
             x = layer.step(x, layer_cond, layer_state, t, skips)  # (B, R)
         h = F.relu(skips.mul_(self.skip_scale))
-        h = F.relu(F.linear(h, self.head[1].weight[:, :, 0], self.head[1].bias))
-        return F.linear(h, self.head[3].weight[:, :, 0], self.head[3].bias)  # (B, out)
+        h = F.relu(F.linear(h, self.head[1].weight, self.head[1].bias))
+        return F.linear(h, self.head[3].weight, self.head[3].bias)  # (B, out)
 
 
 # ------------------------------------------------------- discretized mixture of logistics

@@ -28,3 +28,14 @@ def tiny_builtin_corpus(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("builtin") / "corpus"
     synthesize_builtin(BuiltinCorpusConfig(n_utterances=TINY_BUILTIN_UTTERANCES), out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny test models run fastest on one thread; a second one only adds contention."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

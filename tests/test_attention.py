@@ -89,6 +89,19 @@ def test_guided_loss_prefers_diagonal():
     assert diag < 0.05 < anti
 
 
+def test_guided_loss_is_mean_penalty_per_valid_frame():
+    torch.manual_seed(0)
+    out_lengths, in_lengths = torch.tensor([6, 4]), torch.tensor([5, 3])
+    attention = torch.softmax(torch.randn(2, 6, 5), -1)
+    attention[1, :, 3:] = 0  # padded tokens get no attention
+    attention[1, :4, :3] = torch.softmax(torch.randn(4, 3), -1)
+    attention[1, 4:] = 1.0  # junk on padded frames is ignored
+    expected = sum(float((attention[b, :t, :n] * guided_attention_weights(t, n)).sum())
+                   for b, (t, n) in enumerate([(6, 5), (4, 3)])) / (6 + 4)
+    loss = guided_attention_loss(attention, out_lengths, in_lengths)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_scores_of_diagonal_and_uniform():
     t_out, n_in = 40, 10
     good = alignment_scores(diagonal(t_out, n_in))

@@ -5,7 +5,7 @@ System Based on Deep Convolutional Networks with Guided Attention", eq. 4):
 
     W[n, t] = 1 - exp(-(n / N - t / T)^2 / (2 g^2))
 
-for input token n of N and output frame t of T. The penalty `mean(A * W)` pushes the
+for input token n of N and output frame t of T. The penalty on `A * W` pushes the
 attention `A` towards the diagonal. Attention matrices here are stored output-major,
 `(T_out, L)` (one row per decoder step), so the matrices built below are `W[t, n]`.
 
@@ -68,11 +68,16 @@ def guided_attention_weights(t_out: int, n_in: int, out_lengths: Tensor | None =
 
 def guided_attention_loss(attention: Tensor, out_lengths: Tensor, in_lengths: Tensor,
                           g: float = GUIDED_ATTENTION_G) -> Tensor:
-    """Mean of A * W over the valid (frame, token) cells; attention (B, T_out, L)."""
+    """sum_n A[t, n] W[t, n], averaged over the valid output frames; attention (B, T_out, L).
+
+    Each attention row sums to 1, so this is the expected penalty of one frame's attention,
+    in [0, 1) whatever the text length. (The paper averages over all N * T cells, which is
+    this divided by N: its weight would have to grow with the text length.)
+    """
     b, t_out, n_in = attention.shape
     w = guided_attention_weights(t_out, n_in, out_lengths, in_lengths, g)  # (B, T_out, L)
-    cells = (out_lengths.to(attention.device) * in_lengths.to(attention.device)).sum()
-    return (attention * w.to(attention.dtype)).sum() / cells.clamp(min=1)
+    frames = out_lengths.to(attention.device).sum()
+    return (attention * w.to(attention.dtype)).sum() / frames.clamp(min=1)
 
 
 def diagonal_mass(attention: Tensor, out_lengths: Tensor | None = None,

@@ -161,6 +161,11 @@ def select_clips(val_ids: list[str], store, cfg: NoiseScheduleConfig, hop: int,
                          f"scores held-out clips only: re-run `dvc repro split`")
     if not val_ids:
         raise ValueError("the validation split is empty; set split.val_count >= 1")
+    longest = max(r[0] for r in cfg.stft_resolutions)
+    if cfg.clip_frames * hop <= longest // 2:  # the centred STFT's reflect padding
+        raise ConfigError(f"params: `noise_schedule.clip_frames` = {cfg.clip_frames} is too "
+                          f"short for an n_fft of {longest}; use more than "
+                          f"{longest // 2 // hop} frames")
     rng = random.Random(cfg.seed)
     chosen = rng.sample(sorted(val_ids), min(cfg.clips, len(val_ids)))
     clips = []
