@@ -15,7 +15,7 @@ from tts.config import ConfigError
 
 N_SYMBOLS, N_MELS = 16, 12
 TINY = Text2MelConfig(n_symbols=N_SYMBOLS, n_mels=N_MELS, embed_dim=16, hidden_dim=32,
-                      dilations=[1, 3], reduction=2, dropout=0.0, guided_attention_weight=5.0)
+                      dilations=[1, 3], reduction=2, dropout=0.0, guided_attention_weight=1.0)
 TINY_SSRN = SSRNConfig(n_mels=N_MELS, n_fft=64, win_length=64, hop_length=16,
                        sample_rate=4000, fmax=2000.0, reduction=2, channels=16, dropout=0.0)
 OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP = 80, 4e-3, 1.0

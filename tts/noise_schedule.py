@@ -96,8 +96,12 @@ class Candidate:
     betas: tuple[float, ...]
 
 
+BETA_DIGITS = 6  # significant digits kept: the stored schedule is exactly the one scored
+
+
 def _clip(betas, cfg: NoiseScheduleConfig) -> tuple[float, ...]:
-    return tuple(float(min(max(b, cfg.beta_min), cfg.beta_ceiling)) for b in betas)
+    return tuple(float(f"{min(max(b, cfg.beta_min), cfg.beta_ceiling):.{BETA_DIGITS}g}")
+                 for b in betas)
 
 
 def grid_candidates(n: int, cfg: NoiseScheduleConfig) -> list[Candidate]:
@@ -213,30 +217,32 @@ def _score_job(candidate: Candidate) -> dict:
 
 
 def score_candidates(model, clips: list[dict], cands: list[Candidate], audio_cfg,
-                     cfg: NoiseScheduleConfig, desc: str = "noise schedules") -> list[dict]:
-    """One table row per candidate, in candidate order, scored by `cfg.workers` processes."""
+                     cfg: NoiseScheduleConfig) -> list[dict]:
+    """Scores of every candidate, in order, from `cfg.workers` processes (one pool)."""
     workers = min(cfg.workers or os.cpu_count() or 1, len(cands))
     initargs = (type(model), model.cfg, model.state_dict(), clips, audio_cfg, cfg)
-    bar = dict(total=len(cands), desc=desc, unit="schedule")
+    bar = dict(total=len(cands), desc="noise schedules", unit="schedule")
     if workers <= 1:
         threads = torch.get_num_threads()
         try:
             _init_worker(*initargs)
-            scores = [_score_job(c) for c in tqdm(cands, **bar)]
+            return [_score_job(c) for c in tqdm(cands, **bar)]
         finally:
             torch.set_num_threads(threads)
             _WORKER.clear()
-    else:  # spawn: safe with torch's thread pools, unlike fork
-        with mp.get_context("spawn").Pool(workers, _init_worker, initargs) as pool:
-            scores = list(tqdm(pool.imap(_score_job, cands), **bar))
-    return [{"candidate": i, "kind": c.kind, **s, "final_noise_level": final_noise_level(c.betas),
-             "betas": list(c.betas)} for i, (c, s) in enumerate(zip(cands, scores))]
+    with mp.get_context("spawn").Pool(workers, _init_worker, initargs) as pool:
+        # spawn, not fork: safe with torch's thread pools; chunks of 1 balance the load
+        return list(tqdm(pool.imap(_score_job, cands), **bar))
 
 
 def search(model, clips: list[dict], audio_cfg, cfg: NoiseScheduleConfig) -> dict[int, list[dict]]:
-    """{iterations: scored table} for every iteration count in `cfg.iterations`."""
-    return {n: score_candidates(model, clips, candidates(n, cfg), audio_cfg, cfg,
-                                desc=f"{n}-iteration schedules")
+    """{iterations: table, one row per candidate} for every count in `cfg.iterations`."""
+    per_n = {n: candidates(n, cfg) for n in cfg.iterations}
+    flat = [c for n in cfg.iterations for c in per_n[n]]
+    scores = iter(score_candidates(model, clips, flat, audio_cfg, cfg))
+    return {n: [{"candidate": i, "kind": c.kind, **next(scores),
+                 "final_noise_level": final_noise_level(c.betas), "betas": list(c.betas)}
+                for i, c in enumerate(per_n[n])]
             for n in cfg.iterations}
 
 
