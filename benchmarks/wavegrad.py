@@ -73,7 +73,7 @@ def search_rows(model: WaveGrad, params) -> list[dict]:
     cands = ns.candidates(n, cfg)[:POOL_CANDIDATES]
     pool_cfg = dataclasses.replace(cfg, workers=POOL_WORKERS)
     start = time.perf_counter()
-    ns.score_candidates(model, clips, cands, audio, pool_cfg, desc="pool")
+    ns.score_candidates(model, clips, cands, audio, pool_cfg)
     wall = time.perf_counter() - start
     rows.append({"search": f"{n} iterations, pool of {POOL_WORKERS} (with start-up)",
                  "candidates": len(cands), "s_per_candidate": wall / len(cands)})

@@ -40,20 +40,21 @@ class WaveGradConfig:
     n_mels: int = 80  # mel bins of the conditioning spectrogram
     hop_length: int = 256  # waveform samples per mel frame
     # architecture (defaults: a small CPU-sized model; presets/wavegrad-base.yaml is the
-    # paper's 15.8M-parameter base model)
+    # paper's 15.8M-parameter base model). Paper values in brackets.
     upsample_factors: tuple[int, ...] = (4, 4, 4, 2, 2)  # UBlock factors; product = hop_length
-    mel_channels: int = 96  # width of the conv over the mel, input to the first UBlock (paper: 768)
-    upsample_channels: tuple[int, ...] = (64, 64, 32, 16, 16)  # UBlock outputs (paper: 512 512 256 128 128)
-    upsample_dilations: tuple[tuple[int, ...], ...] = (  # 4 dilations per UBlock (paper)
+    mel_channels: int = 96  # conv over the mel, input of the first UBlock [768]
+    upsample_channels: tuple[int, ...] = (64, 64, 32, 16, 16)  # UBlocks [512 512 256 128 128]
+    upsample_dilations: tuple[tuple[int, ...], ...] = (  # 4 per UBlock [these]
         (1, 2, 1, 2), (1, 2, 1, 2), (1, 2, 4, 8), (1, 2, 4, 8), (1, 2, 4, 8))
-    downsample_channels: tuple[int, ...] = (8, 16, 16, 32, 64)  # waveform conv, then DBlocks, full rate first (paper: 32 128 128 256 512); even
-    downsample_dilations: tuple[int, ...] = (1, 2, 4)  # the convs inside each DBlock (paper)
-    input_kernel: int = 5  # kernel of the first conv on the waveform, odd (paper: 5)
-    noise_level_scale: float = 5000.0  # noise level multiplier before the sinusoidal encoding (paper)
+    # outputs of the waveform conv, then of each DBlock, full rate first; even
+    downsample_channels: tuple[int, ...] = (8, 16, 16, 32, 64)  # [32 128 128 256 512]
+    downsample_dilations: tuple[int, ...] = (1, 2, 4)  # the convs inside each DBlock [these]
+    input_kernel: int = 5  # first conv on the waveform, odd [5]
+    noise_level_scale: float = 5000.0  # noise level multiplier inside the sine encoding [5000]
     # training noise schedule: linear betas; levels sqrt(alpha_bar) bound the sampled level
-    train_noise_steps: int = 1000  # (paper: 1000)
-    train_beta_start: float = 1e-6  # (paper: 1e-6)
-    train_beta_end: float = 0.01  # (paper: 0.01)
+    train_noise_steps: int = 1000  # [1000]
+    train_beta_start: float = 1e-6  # [1e-6]
+    train_beta_end: float = 0.01  # [0.01]
     # default inference schedule (validation samples; `generate` without betas): linear
     inference_iterations: int = 50
     inference_beta_start: float = 1e-4
@@ -140,12 +141,14 @@ class UBlock(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(c, out_channels, 3, dilation=d, padding=d)
                                    for c, d in zip(widths, dilations))
 
+    def upsample(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=self.factor, mode="nearest")  # (B, C, T * factor)
+
     def forward(self, x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-        up = lambda t: F.interpolate(t, scale_factor=self.factor, mode="nearest")  # noqa: E731
         c1, c2, c3, c4 = self.convs
-        h = c1(up(F.leaky_relu(x, LEAKY_SLOPE)))  # (B, C_out, T * factor)
+        h = c1(self.upsample(F.leaky_relu(x, LEAKY_SLOPE)))  # (B, C_out, T * factor)
         h = c2(F.leaky_relu(scale * h + shift, LEAKY_SLOPE))
-        x = self.skip(up(x)) + h  # (B, C_out, T * factor)
+        x = self.skip(self.upsample(x)) + h  # (B, C_out, T * factor)
         h = c3(F.leaky_relu(scale * x + shift, LEAKY_SLOPE))
         h = c4(F.leaky_relu(scale * h + shift, LEAKY_SLOPE))
         return x + h

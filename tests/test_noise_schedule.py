@@ -48,7 +48,8 @@ def features(mini_corpus) -> dict[str, dict[str, np.ndarray]]:
     """mel + audio of a few real LJSpeech clips on the feature store's frame grid."""
     out = {}
     for uid in TRAIN_IDS + VAL_IDS:
-        audio = fit_to_frames(load_wav(mini_corpus / "wavs" / f"{uid}.wav", AUDIO.sample_rate), HOP)
+        wav = load_wav(mini_corpus / "wavs" / f"{uid}.wav", AUDIO.sample_rate)
+        audio = fit_to_frames(wav, HOP)
         frames = len(audio) // HOP
         mel = mel_spectrogram(torch.from_numpy(audio), AUDIO)[:, :frames]
         out[uid] = {"mel": mel.numpy(), "audio": audio}
@@ -69,7 +70,8 @@ def trained(features) -> WaveGrad:
             start = int(rng.integers(item["mel"].shape[1] - SEGMENT_FRAMES))
             mels.append(item["mel"][:, start:start + SEGMENT_FRAMES])
             audios.append(item["audio"][start * HOP:(start + SEGMENT_FRAMES) * HOP])
-        batch = {"mel": torch.from_numpy(np.stack(mels)), "audio": torch.from_numpy(np.stack(audios))}
+        batch = {"mel": torch.from_numpy(np.stack(mels)),
+                 "audio": torch.from_numpy(np.stack(audios))}
         loss = model.loss(batch)["loss"]
         opt.zero_grad()
         loss.backward()
@@ -86,7 +88,8 @@ def workspace(tmp_path_factory, features, trained) -> dict[str, Path]:
     split = root / "split"
     split.mkdir()
     for name, ids in (("train", TRAIN_IDS), ("val", VAL_IDS), ("test", [])):
-        write_split(split / f"{name}.tsv", [SplitEntry(uid, "t", "t", ("sil",), 1.0) for uid in ids])
+        entries = [SplitEntry(uid, "t", "t", ("sil",), 1.0) for uid in ids]
+        write_split(split / f"{name}.tsv", entries)
     store = root / "features"
     write_store(store, ((uid, features[uid]) for uid in TRAIN_IDS + VAL_IDS), shard_size=4)
     return {"model": model, "split": split, "features": store, "root": root}

@@ -54,7 +54,10 @@ def test_forward_predicts_noise_of_the_input_shape():
 def test_generate_is_reproducible_with_a_seeded_generator():
     model = tiny_model().eval()
     mel = torch.randn(1, N_MELS, 4)
-    run = lambda seed: model.generate(mel, [1e-3, 0.1], torch.Generator().manual_seed(seed))  # noqa: E731
+
+    def run(seed: int) -> torch.Tensor:
+        return model.generate(mel, [1e-3, 0.1], torch.Generator().manual_seed(seed))
+
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
 

@@ -146,9 +146,10 @@ class TrainConfig:
     val_every: int = 100
     checkpoint_every: int = 100
     keep_checkpoints: int = 2
-    num_workers: int = 0
     val_utterances: int = 4
     segment_frames: int = 32  # mel frames per random training segment (segment-trained networks)
+    cpu_threads: int = 1  # torch threads when training on CPU; 0 = torch's default
+
 
     def validate(self, key: str) -> None:
         _check(self.lr > 0, f"{key}.lr", "must be positive")
@@ -161,7 +162,7 @@ class TrainConfig:
         for name in ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
                      "val_utterances", "segment_frames"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
-        _check(self.num_workers >= 0, f"{key}.num_workers", "must be >= 0")
+        _check(self.cpu_threads >= 0, f"{key}.cpu_threads", "must be >= 0 (0 = torch default)")
 
 
 # Sections owned by later stages declare their dataclass in the module that uses it and

@@ -56,7 +56,8 @@ class NoiseScheduleConfig:
     clip_frames: int = 48  # mel frames per clip (a window placed with `seed`)
     mel_weight: float = 1.0  # weight of the log-mel L1 distance in the score
     stft_weight: float = 1.0  # weight of the multi-resolution STFT distance
-    stft_resolutions: tuple[tuple[int, int, int], ...] = DEFAULT_STFT_RESOLUTIONS  # (n_fft, hop, win)
+    # multi-resolution STFT: (n_fft, hop, win) per resolution
+    stft_resolutions: tuple[tuple[int, int, int], ...] = DEFAULT_STFT_RESOLUTIONS
     seed: int = 1234  # clip choice, grid draw and generation noise
     workers: int = 0  # scoring processes; 0 = all cores
 

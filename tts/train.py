@@ -28,10 +28,10 @@ from tts.config import TrainConfig, config_hash
 from tts.data import BatchPlan
 from tts.tracking import Tracker, write_metrics, write_plot
 
-# Fields of TrainConfig that change how a run is observed, not what it computes: they
-# may differ between an interrupted run and its resumption.
-OBSERVATION_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
-                      "num_workers", "val_utterances")
+# Fields of TrainConfig that change how a run is observed or scheduled, not what it
+# computes: they may differ between an interrupted run and its resumption.
+NON_SEMANTIC_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
+                       "val_utterances", "cpu_threads")
 STALE_DIR = "stale"  # checkpoints of another config are moved here, never mixed in
 
 
@@ -58,7 +58,7 @@ class TrainData:
 def run_hash(name: str, model_cfg: Any, train: TrainConfig, data_fingerprint: str,
              extra: dict | None = None) -> str:
     semantic = {k: v for k, v in dataclasses.asdict(train).items()
-                if k not in OBSERVATION_FIELDS}
+                if k not in NON_SEMANTIC_FIELDS}
     return config_hash({"name": name, "data": data_fingerprint, **(extra or {})},
                        model_cfg, semantic)
 
@@ -154,6 +154,10 @@ class Trainer:
             name, model_cfg, train, data, paths
         self.rank, self.world = distributed()
         self.device = pick_device(self.rank)
+        if self.device.type == "cpu" and train.cpu_threads:
+            # measured: small models on 2 cores train up to 10x faster on one thread than
+            # with torch's default, whose spinning threads contend with everything else
+            torch.set_num_threads(train.cpu_threads)
         seed_everything(train.seed)
         self.model = model.to(self.device)
         if teacher is not None:
