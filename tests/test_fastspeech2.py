@@ -19,15 +19,6 @@ TINY = FastSpeech2Config(n_symbols=N_SYMBOLS, n_mels=N_MELS, hidden=32, encoder_
 LOG_FLOOR = math.log(1e-5)  # the collate pads mel with log(log_floor)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on shared cores: intra-op threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_batch(phone_lengths: list[int], seed: int = 0) -> dict:
     """A text batch as tts/data.py collates it: 0-padded phonemes, durations summing to the
     mel lengths, mel padded with log(log_floor), frame- and phone-level z-scored variances."""

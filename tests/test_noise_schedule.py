@@ -34,15 +34,6 @@ SMALL = ns.NoiseScheduleConfig(iterations=(3, 5), grid_size=3, seed_beta_ends=(0
                                clips=2, clip_frames=12, workers=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 threads ran WaveGrad ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def features(mini_corpus) -> dict[str, dict[str, np.ndarray]]:
     """mel + audio of a few real LJSpeech clips on the feature store's frame grid."""

@@ -17,15 +17,6 @@ WIDTHS = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channe
 TINY_RESOLUTIONS = ((16, 4, 16), (32, 8, 32))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine: extra OpenMP threads only contend (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_teacher(n_mixtures: int = 3) -> WaveNet:
     torch.manual_seed(0)
     teacher = WaveNet(WaveNetConfig(layers=4, n_mixtures=n_mixtures, **WIDTHS, **CONTRACT))

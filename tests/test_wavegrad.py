@@ -21,15 +21,6 @@ TINY = WaveGradConfig(mel_channels=16, upsample_channels=(16, 16, 8, 8, 8),
                       downsample_channels=(4, 8, 8, 8, 16))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 threads ran these ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_model(seed: int = 0) -> WaveGrad:
     torch.manual_seed(seed)
     return WaveGrad(TINY)

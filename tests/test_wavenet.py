@@ -17,15 +17,6 @@ TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels
 GRID = 2 ** 16  # values of the 16-bit grid
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared machine: extra OpenMP threads only contend (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny(**overrides) -> WaveNet:
     torch.manual_seed(0)
     model = WaveNet(WaveNetConfig(**{**TINY, **overrides}))
