@@ -347,7 +347,7 @@ class Tacotron2(nn.Module):
                              f"trained with a different symbol table?")
         max_frames = max_frames or cfg.max_frames
         max_steps = math.ceil(max_frames / cfg.reduction)
-        lengths = torch.tensor([phonemes.size(1)])
+        lengths = torch.tensor([phonemes.size(1)], device=phonemes.device)
         memory = self.encoder(phonemes, lengths)  # (1, L, D)
         keys = self.decoder.attention.memory(memory)  # (1, L, A)
         mask = torch.ones(1, phonemes.size(1), dtype=torch.bool, device=phonemes.device)

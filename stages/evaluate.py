@@ -82,7 +82,8 @@ def run(params, pairs_dir: Path, vocoders_dir: Path, truth_dir: Path, report: Pa
         for row in ([truth] if truth else []) + copies + pairs:
             folder = Path(row["folder"])
             for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-                tracker.log_file(file, str(Path("eval", folder.name, file.parent.relative_to(folder))))
+                where = Path("eval", folder.name, file.parent.relative_to(folder))
+                tracker.log_file(file, str(where))
     return metrics
 
 

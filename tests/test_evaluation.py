@@ -101,7 +101,8 @@ def test_attention_pair_scores_alignment_and_failures(evaluated):
     for row in summary["rows"]:
         # an untrained decoder never stops: capped at max_length_ratio x the recording
         assert row["hit_max_length"] and row["failed"] == 1.0
-        assert row["duration_ratio"] <= evaluated["params"].section("evaluate").max_length_ratio + 0.05
+        cap = evaluated["params"].section("evaluate").max_length_ratio
+        assert row["duration_ratio"] <= cap + 0.05
     assert "attention" in next(iter(summary["figures"].values()))
     assert summary["label"] == "tacotron2 + wavegrad_3it"  # the best-scoring schedule
 
@@ -219,7 +220,8 @@ def test_report_from_fake_summaries_marks_the_best_values(tmp_path):
     plt.figure(figsize=(1, 1)).savefig(png)
     audio = [{"id": "T1", "text": "A <test> & sentence.", "wav": str(wav)}]
     pairs = E.rank_pairs([
-        fake_row("fastspeech2-wavegrad", {"mcd": 6.0, "wer": 0.3, "rtf": 0.9, "duration_ratio": 1.3},
+        fake_row("fastspeech2-wavegrad",
+                 {"mcd": 6.0, "wer": 0.3, "rtf": 0.9, "duration_ratio": 1.3},
                  audio=audio, figures={"T1": {"mel": str(png)}}),
         fake_row("tacotron2-griffin_lim", {"mcd": 7.5, "wer": 0.4, "rtf": 0.2,
                                            "duration_ratio": 0.95, "diagonal_mass": 0.8}),
@@ -236,9 +238,10 @@ def test_report_from_fake_summaries_marks_the_best_values(tmp_path):
                          ["evaluate_pair@dctts-wavenet"], "T", "sub")
     checker = check_html(page)
     best = [b.replace(R.BEST_MARK, "").strip() for b in checker.best]
-    # pairs: MCD 6.00, duration ratio 0.95 (closest to 1), WER 0.300, RTF 0.200, align 0.800;
-    # copy synthesis: MCD 3.00, PESQ 2.50; the ground-truth row (MCD 0) is never marked
-    assert sorted(best) == sorted(["6.00", "0.95", "0.300", "0.200", "0.800", "3.00", "2.50"])
+    # pairs: MCD 6.00, duration ratio 0.95 (closest to 1), WER 0.300, RTF 0.200 (the align
+    # score, one value only, compares with nothing); copy synthesis: MCD 3.00, PESQ 2.50;
+    # the ground-truth row (MCD 0) is never marked
+    assert sorted(best) == sorted(["6.00", "0.95", "0.300", "0.200", "3.00", "2.50"])
     assert "A &lt;test&gt; &amp; sentence." in page and "<test>" not in page
     assert "evaluate_pair@dctts-wavenet" in page
     md = R.render_markdown(pairs, copies, truth, facts, [], "T", "sub")
@@ -262,3 +265,19 @@ def test_dvc_matrix_matches_the_registry():
     assert tuple(names["vocoders"]) == VOCODERS
     pair = stages["stages"]["evaluate_pair"]
     assert pair["matrix"] == {"acoustic": "${acoustic_models}", "vocoder": "${vocoders}"}
+
+
+def test_a_column_where_every_row_ties_is_not_marked():
+    rows = [fake_row("a-x", {"wer": 1.0, "mcd": 9.0}), fake_row("b-x", {"wer": 1.0, "mcd": 8.0})]
+    assert R.best_values(rows, ["wer", "mcd"]) == {"mcd": 8.0}
+
+
+def test_every_evaluate_param_is_a_dependency_of_some_evaluation_stage():
+    import dataclasses
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    listed = {p for name, stage in stages.items() if name.startswith("evaluate")
+              for p in stage.get("params", [])}
+    missing = [f.name for f in dataclasses.fields(E.EvaluateConfig)
+               if f"evaluate.{f.name}" not in listed and "evaluate" not in listed]
+    assert not missing, f"evaluate.{missing} changes nothing in dvc.yaml's evaluation stages"

@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from tests.tiny_models import FRAMES_PER_PHONE, build_model_root, tiny_params
-from tts import inference as I
+from tts import inference as infer
 from tts.text import SIL, SP, TextConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,45 +38,45 @@ def model_root(tmp_path_factory, params):
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(I.SynthesisError, match="valid acoustic models: fastspeech2, tacotron2, "
+    with pytest.raises(infer.SynthesisError, match="valid acoustic models: fastspeech2, tacotron2, "
                                                "dctts") as err:
-        I.check_name("fastspeach2", "acoustic")
+        infer.check_name("fastspeach2", "acoustic")
     assert "did you mean 'fastspeech2'" in str(err.value)
-    with pytest.raises(I.SynthesisError, match="is a vocoder"):
-        I.check_name("wavegrad", "acoustic")
-    with pytest.raises(I.SynthesisError, match="griffin_lim, wavenet, parallel_wavenet, wavegrad"):
-        I.check_name("hifigan", "vocoder")
+    with pytest.raises(infer.SynthesisError, match="is a vocoder"):
+        infer.check_name("wavegrad", "acoustic")
+    with pytest.raises(infer.SynthesisError, match="griffin_lim, wavenet, parallel_wavenet, wavegrad"):
+        infer.check_name("hifigan", "vocoder")
 
 
 def test_untrained_models_name_the_dvc_stage(tmp_path, params):
-    with pytest.raises(I.SynthesisError, match=r"dvc repro train_dctts_text2mel train_dctts_ssrn"):
-        I.load_acoustic("dctts", tmp_path)
-    with pytest.raises(I.SynthesisError, match=r"`dvc repro griffin_lim`"):
-        I.load_vocoder("griffin_lim", tmp_path)
+    with pytest.raises(infer.SynthesisError, match=r"dvc repro train_dctts_text2mel train_dctts_ssrn"):
+        infer.load_acoustic("dctts", tmp_path)
+    with pytest.raises(infer.SynthesisError, match=r"`dvc repro griffin_lim`"):
+        infer.load_vocoder("griffin_lim", tmp_path)
     # WaveGrad trained but its noise schedules not searched yet
     build_model_root(tmp_path, params, skip=("fastspeech2", "tacotron2", "dctts", "wavenet",
                                              "parallel_wavenet", "griffin_lim"))
     for schedule in (tmp_path / "wavegrad" / "schedules").iterdir():
         schedule.unlink()
     (tmp_path / "wavegrad" / "schedules").rmdir()
-    with pytest.raises(I.SynthesisError, match=r"`dvc repro search_noise_schedule`"):
-        I.load_vocoder("wavegrad", tmp_path)
+    with pytest.raises(infer.SynthesisError, match=r"`dvc repro search_noise_schedule`"):
+        infer.load_vocoder("wavegrad", tmp_path)
 
 
 def test_empty_and_unspeakable_text_are_refused():
     for text in ("", "   \n"):
-        with pytest.raises(I.SynthesisError, match="empty"):
-            I.split_text(text, TEXT_CFG, 150)
-    with pytest.raises(I.SynthesisError, match="nothing to speak"):
-        I.split_text("... !!! ???", TEXT_CFG, 150)
+        with pytest.raises(infer.SynthesisError, match="empty"):
+            infer.split_text(text, TEXT_CFG, 150)
+    with pytest.raises(infer.SynthesisError, match="nothing to speak"):
+        infer.split_text("... !!! ???", TEXT_CFG, 150)
 
 
 def test_contract_mismatch_is_an_error(model_root, params):
     import dataclasses
 
     other = dataclasses.replace(params.audio, n_mels=40)
-    with pytest.raises(I.SynthesisError, match="n_mels"):
-        I.load_synthesizer("fastspeech2", "griffin_lim", other, TEXT_CFG,
+    with pytest.raises(infer.SynthesisError, match="n_mels"):
+        infer.load_synthesizer("fastspeech2", "griffin_lim", other, TEXT_CFG,
                            params.section("synth"), model_root)
 
 
@@ -84,7 +84,7 @@ def test_contract_mismatch_is_an_error(model_root, params):
 
 
 def test_text_is_split_at_sentence_ends():
-    chunks = I.split_text("Hello there. How are you? Fine!", TEXT_CFG, 150)
+    chunks = infer.split_text("Hello there. How are you? Fine!", TEXT_CFG, 150)
     assert [c.text for c in chunks] == ["hello there", "how are you", "fine"]
     for c in chunks:
         assert c.phonemes[0] == SIL and c.phonemes[-1] == SIL
@@ -92,15 +92,15 @@ def test_text_is_split_at_sentence_ends():
 
 
 def test_a_long_sentence_is_split_at_its_pauses_then_between_words():
-    whole = I.split_text(LONG_SENTENCE, TEXT_CFG, 150)
+    whole = infer.split_text(LONG_SENTENCE, TEXT_CFG, 150)
     assert len(whole) == 1 and SP in whole[0].phonemes  # fits: kept with its pauses
     size = len(whole[0].phonemes)
-    parts = I.split_text(LONG_SENTENCE, TEXT_CFG, size // 2)
+    parts = infer.split_text(LONG_SENTENCE, TEXT_CFG, size // 2)
     assert [c.text for c in parts] == ["the first clause runs on for a while",
                                        "the second clause follows it closely",
                                        "and the third clause ends the sentence"]
     assert all(len(c.phonemes) <= size // 2 for c in parts)
-    words = I.split_text("one two three four five six seven eight nine ten", TEXT_CFG, 12)
+    words = infer.split_text("one two three four five six seven eight nine ten", TEXT_CFG, 12)
     assert " ".join(c.text for c in words) == "one two three four five six seven eight nine ten"
     assert len(words) > 1 and all(len(c.phonemes) <= 12 for c in words)
 
@@ -110,7 +110,7 @@ def test_a_long_sentence_is_split_at_its_pauses_then_between_words():
 
 def test_sentences_are_joined_with_a_pause_and_synthesis_is_repeatable(model_root, params):
     cfg = params.section("synth")
-    synth = I.load_synthesizer("fastspeech2", "griffin_lim", params.audio, TEXT_CFG, cfg,
+    synth = infer.load_synthesizer("fastspeech2", "griffin_lim", params.audio, TEXT_CFG, cfg,
                                model_root)
     result = synth("Good morning. See you soon.")
     hop, rate = params.audio.hop_length, params.audio.sample_rate
@@ -126,16 +126,16 @@ def test_sentences_are_joined_with_a_pause_and_synthesis_is_repeatable(model_roo
 
 def test_wavegrad_schedule_choice(model_root, params):
     cfg = params.section("synth")
-    assert I.load_vocoder("wavegrad", model_root, cfg).label == "wavegrad_3it"  # best score
-    two = I.load_vocoder("wavegrad", model_root, cfg, iterations=2)
+    assert infer.load_vocoder("wavegrad", model_root, cfg).label == "wavegrad_3it"  # best score
+    two = infer.load_vocoder("wavegrad", model_root, cfg, iterations=2)
     assert two.options["betas"] == pytest.approx([1e-3, 0.5])
-    with pytest.raises(I.SynthesisError, match=r"have \[2, 3\]"):
-        I.load_vocoder("wavegrad", model_root, cfg, iterations=5)
+    with pytest.raises(infer.SynthesisError, match=r"have \[2, 3\]"):
+        infer.load_vocoder("wavegrad", model_root, cfg, iterations=5)
 
 
 @pytest.mark.parametrize("name", ["wavenet", "parallel_wavenet", "wavegrad", "griffin_lim"])
 def test_every_vocoder_generates_hop_samples_per_frame(model_root, params, name):
-    vocoder = I.load_vocoder(name, model_root, params.section("synth"))
+    vocoder = infer.load_vocoder(name, model_root, params.section("synth"))
     mel = torch.full((params.audio.n_mels, 4), -3.0)
     audio = vocoder(mel)
     assert audio.shape == (4 * params.audio.hop_length,) and torch.isfinite(audio).all()
@@ -143,7 +143,7 @@ def test_every_vocoder_generates_hop_samples_per_frame(model_root, params, name)
 
 @pytest.mark.parametrize("name", ["tacotron2", "dctts"])
 def test_attention_models_stop_at_the_cap(model_root, params, name):
-    acoustic = I.load_acoustic(name, model_root, params.section("synth"))
+    acoustic = infer.load_acoustic(name, model_root, params.section("synth"))
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     out = acoustic(ids, max_frames=24)
     assert out["mel"].shape[-1] <= 24 and out["attention"].shape[-1] == 5
@@ -161,7 +161,7 @@ def test_synth_entry_writes_wav_and_png(model_root, params, tmp_path):
                      "wavegrad", model_root, tmp_path / "no-metrics.json")
     wav, rate = sf.read(out)
     assert rate == params.audio.sample_rate and np.abs(wav).max() > 0.01
-    phonemes = sum(len(c.phonemes) for c in I.split_text("Speech synthesis is fun. It works.",
+    phonemes = sum(len(c.phonemes) for c in infer.split_text("Speech synthesis is fun. It works.",
                                                          TEXT_CFG, 150))
     assert 0.03 * phonemes < len(wav) / rate < 0.3 * phonemes  # speech-like length
     assert out.with_suffix(".png").stat().st_size > 1000
@@ -180,7 +180,7 @@ def test_synth_picks_the_best_evaluated_pair(tmp_path, params):
     assert choose_pair("", "", metrics, cfg)[:2] == ("dctts", "griffin_lim")
     assert choose_pair("tacotron2", "", metrics, cfg)[:2] == ("tacotron2", "wavegrad")
     assert choose_pair("", "wavenet", metrics, cfg)[:2] == (cfg.acoustic, "wavenet")
-    with pytest.raises(I.SynthesisError, match="valid vocoder models"):
+    with pytest.raises(infer.SynthesisError, match="valid vocoder models"):
         choose_pair("", "melgan", metrics, cfg)
 
 

@@ -18,6 +18,8 @@ Alignment scores make "did the attention align?" a number:
 Both rates come from the argmax path over output frames. A model whose decoder step spans
 more frames than a short phone (reduction factor r, DCTTS's 1/4 frame rate) may skip a
 few very short tokens even when aligned well, so compare rates at equal reduction.
+These scores measure the *shape* of an alignment: an attention that merely follows the
+guided-attention prior also scores well, so read them together with the mel loss.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def alignment_scores(attention: Tensor, out_lengths: Tensor | None = None,
                      band: float = DIAGONAL_BAND) -> dict[str, float]:
     """Batch means of diagonal_mass, skip_rate, repeat_rate; attention (B, T_out, L) or
     one unpadded (T_out, L)."""
-    att = attention[None] if attention.dim() == 2 else attention  # (B, T_out, L)
+    att = attention.detach()  # scores, never a training signal
+    att = att[None] if att.dim() == 2 else att  # (B, T_out, L)
     b, t_out, n_in = att.shape
     out_lengths = _lengths(out_lengths, t_out, b, att.device)
     in_lengths = _lengths(in_lengths, n_in, b, att.device)

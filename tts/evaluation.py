@@ -62,8 +62,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "rtf_vocoder": ("RTF vocoder", "low", "{:.3f}"),
     "rtf": ("RTF", "low", "{:.3f}"),
 }
-PAIR_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "duration_ratio", "wer", "cer",
-                "diagonal_mass", "failure_rate", "rtf_acoustic", "rtf_vocoder", "rtf")
+# Table order: intelligibility and distance first, then speed, then the diagnostics.
+PAIR_METRICS = ("wer", "cer", "mcd", "log_f0_rmse", "duration_ratio", "rtf", "rtf_acoustic",
+                "rtf_vocoder", "diagonal_mass", "failure_rate", "voicing_error")
 COPY_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi", "rtf")
 GROUND_TRUTH_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi",
                         "duration_ratio", "wer", "cer")

@@ -78,7 +78,8 @@ class SynthConfig:
             if not ok:
                 raise ConfigError(f"params: `{key}.{name}` {message}")
 
-        check(self.acoustic in ACOUSTIC_MODELS, "acoustic", f"must be one of {list(ACOUSTIC_MODELS)}")
+        check(self.acoustic in ACOUSTIC_MODELS, "acoustic",
+              f"must be one of {list(ACOUSTIC_MODELS)}")
         check(self.vocoder in VOCODERS, "vocoder", f"must be one of {list(VOCODERS)}")
         check(self.wavegrad_iterations >= 0, "wavegrad_iterations", "must be >= 0 (0 = best)")
         check(self.temperature >= 0, "temperature", "must be >= 0")
@@ -111,7 +112,7 @@ def check_name(name: str, kind: str) -> str:
         hint = f" ({name!r} is {'a vocoder' if kind == 'acoustic' else 'an acoustic model'})"
     else:
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise SynthesisError(f"unknown {kind} model {name!r}{hint}; valid {kind} models: "
                          f"{', '.join(valid)}")
 

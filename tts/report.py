@@ -21,24 +21,30 @@ BEST_MARK = "★"
 RTF_BAR_MAX = 100.0  # % width of the longest RTF bar
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1300px;
- color:#1d2330;padding:0 16px}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
+ max-width:1300px;color:#1d2330;padding:0 16px}
 h1{margin-bottom:4px}h2{margin-top:36px;border-bottom:2px solid #dde3ee;padding-bottom:4px}
 .meta{color:#5b6474;margin-top:0}
 .cards{display:flex;gap:14px;flex-wrap:wrap}
-.card{flex:1 1 280px;border:1px solid #dde3ee;border-radius:10px;padding:12px 16px;background:#f7f9fc}
-.card h3{margin:0 0 6px 0;font-size:14px;color:#5b6474;text-transform:uppercase;letter-spacing:.04em}
+.card{flex:1 1 280px;border:1px solid #dde3ee;border-radius:10px;padding:12px 16px;
+ background:#f7f9fc}
+.card h3{margin:0 0 6px 0;font-size:14px;color:#5b6474;text-transform:uppercase;
+ letter-spacing:.04em}
 .card .big{font-size:22px;font-weight:700}.card.best{border-color:#2e9e5b;background:#eefaf2}
 .card.fast{border-color:#2f6fde;background:#eef4ff}
 table{border-collapse:collapse;margin:10px 0;font-size:14px}
-th,td{border:1px solid #dde3ee;padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#f0f3f8;position:sticky;top:0}td.name,th.name{text-align:left}
-td.best{background:#d8f5e1;font-weight:700}tr.reference td{color:#5b6474;background:#fafafa;font-style:italic}
+th,td{border:1px solid #dde3ee;padding:4px 7px;text-align:right;white-space:nowrap}
+th{background:#f0f3f8;position:sticky;top:0;white-space:normal;max-width:90px;font-size:13px}
+td.name,th.name{text-align:left;max-width:none}
+td.best{background:#d8f5e1;font-weight:700}
+tr.reference td{color:#5b6474;background:#fafafa;font-style:italic}
 tr.top td.name{font-weight:700}
-.bar{display:inline-block;height:8px;background:#2f6fde;margin-right:6px;vertical-align:middle;border-radius:2px}
+.bar{display:inline-block;height:8px;background:#2f6fde;margin-right:6px;vertical-align:middle;
+ border-radius:2px}
 .note{color:#5b6474;font-size:13px}
 audio{width:210px;height:32px}
-.grid td{text-align:center;vertical-align:middle}
+.grid td,.grid th{text-align:center;vertical-align:middle}
+.grid td.name{text-align:left}
 details{margin:8px 0;border:1px solid #dde3ee;border-radius:8px;padding:6px 10px}
 summary{cursor:pointer;font-weight:600}
 img{max-width:100%;margin:4px}
@@ -56,13 +62,15 @@ def fmt(name: str, value) -> str:
 
 
 def best_values(rows: list[dict], names) -> dict[str, float]:
-    """Per column, the best finite value among `rows` (missing when none is finite)."""
+    """Per column, the best finite value among `rows`; left out when no value is finite or
+    when every row shows the same value (a mark on every row says nothing)."""
     best = {}
     for name in names:
         values = [r["metrics"].get(name) for r in rows]
         keyed = [(sort_key(v, METRICS[name][1]), v) for v in values if v is not None]
         keyed = [kv for kv in keyed if math.isfinite(kv[0])]
-        if keyed:
+        shown = {fmt(name, v) for v in values if v is not None}
+        if keyed and (len(shown) > 1 or len(rows) == 1):
             best[name] = min(keyed)[1]
     return best
 
@@ -108,7 +116,7 @@ def metric_table(rows: list[dict], names, reference: dict | None = None,
         for n in names:
             value = row["metrics"].get(n)
             text = fmt(n, value)
-            marked = not is_ref and n in best and value == best[n]
+            marked = not is_ref and n in best and text == fmt(n, best[n])
             if n == "rtf" and value is not None and not is_ref:
                 width = RTF_BAR_MAX * value / rtf_max
                 text = f'<span class="bar" style="width:{width:.0f}px"></span>{text}'
@@ -193,7 +201,8 @@ def listening_grid(pairs: list[dict], copies: list[dict], truth: dict | None,
     wav: dict[tuple, str] = {}
     for row in ([truth] if truth else []) + copies + pairs:
         for a in row["audio"]:  # the first copy row of a vocoder (WaveGrad: its first schedule)
-            wav.setdefault((row["acoustic"] or "copy", row["vocoder"] or "truth", a["id"]), a["wav"])
+            key = (row["acoustic"] or "copy", row["vocoder"] or "truth", a["id"])
+            wav.setdefault(key, a["wav"])
     copy_label = {c["vocoder"]: c["label"] for c in copies}
     out = []
     for uid, text in sentences.items():
@@ -235,6 +244,7 @@ def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts
     if missing:
         missing_note = ('<p class="missing">Not evaluated (run the stage to include it): '
                         + ", ".join(f"<code>{html.escape(m)}</code>" for m in missing) + "</p>")
+    rank_by = html.escape(", ".join(facts["rank_by"]))
     pair_table = metric_table(pairs, PAIR_METRICS, truth, rank=True) if pairs else \
         "<p>No pair evaluated yet.</p>"
     copy_table = metric_table(copies, COPY_METRICS, truth) if copies else \
@@ -249,7 +259,7 @@ def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts
 {cards(facts)}
 {missing_note}
 <h2>Text to speech: every acoustic model × every vocoder</h2>
-<p class="note">Sorted by rank (mean of the column ranks in {html.escape(", ".join(facts["rank_by"]))});
+<p class="note">Sorted by rank (mean of the column ranks in {rank_by});
 {BEST_MARK} marks the best value of each column; ↓ lower is better, ↑ higher is better, →1 closest
 to 1 is best. MCD and log-F0 RMSE are against the recording after dynamic time warping; WER/CER
 are PocketSphinx's words against the transcript; align score (share of attention near the
@@ -291,7 +301,7 @@ def markdown_table(rows: list[dict], names, reference: dict | None = None,
         for n in names:
             value = row["metrics"].get(n)
             text = fmt(n, value)
-            cells.append(f"**{text}**" if not is_ref and n in best and value == best[n]
+            cells.append(f"**{text}**" if not is_ref and n in best and text == fmt(n, best[n])
                          else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -309,9 +319,11 @@ def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, f
         lines.append(f"- Fastest pair: **{p['label']}**, RTF {fmt('rtf', p['metrics']['rtf'])} "
                      f"({_speed(p['metrics']['rtf'])})")
     if "best_vocoder" in facts:
-        lines.append(f"- Best vocoder in copy synthesis (MCD): **{facts['best_vocoder']['label']}**")
+        lines.append(f"- Best vocoder in copy synthesis (MCD): "
+                     f"**{facts['best_vocoder']['label']}**")
     if facts.get("floor_wer") is not None:
-        lines.append(f"- Recognizer WER on the recordings (the floor): {fmt('wer', facts['floor_wer'])}")
+        lines.append(f"- Recognizer WER on the recordings (the floor): "
+                     f"{fmt('wer', facts['floor_wer'])}")
     if missing:
         lines.append(f"- Not evaluated: {', '.join(missing)}")
     lines += ["", "## Text to speech (best per column in bold)", ""]
