@@ -22,15 +22,6 @@ OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP = 80, 4e-3, 1.0
 SEQ, CUT = 24, 10  # causality: sequence length and the frame after which inputs change
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on shared cores: intra-op threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def changes_before_cut(module: torch.nn.Module, channels: int) -> tuple[bool, bool]:
     """(outputs at t <= CUT changed, outputs after CUT changed) when inputs after CUT change."""
     torch.manual_seed(0)

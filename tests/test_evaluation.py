@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 import yaml
 
 from models import ACOUSTIC_MODELS, VOCODERS
@@ -26,21 +25,17 @@ EXTRA = {
     "features": {"workers": 1},
     "griffin_lim": {"n_iter": 4},
     "evaluate": {"utterances": N_TEST, "report_utterances": 1, "figure_utterances": 1,
-                 "wavenet_utterances": 0, "threads": 1},
+                 "wavenet_utterances": 0},
 }
 
 
 @pytest.fixture(scope="module")
 def evaluated(tiny_builtin_corpus, tmp_path_factory):
     """Split + features of the tiny corpus, tiny models, every evaluation stage run."""
-    import os
-
     from stages import evaluate, evaluate_ground_truth, evaluate_pair, evaluate_vocoder
     from stages import features as features_stage
     from stages import split as split_stage
 
-    os.environ["TTS_TRACKING"] = "off"
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("evaluation")
     params = tiny_params(EXTRA)
     split, feats = tmp / "split", tmp / "features"
@@ -65,11 +60,12 @@ def evaluated(tiny_builtin_corpus, tmp_path_factory):
                                            ("summary", "reports/summary.md"),
                                            ("metrics", "metrics/evaluate.json"),
                                            ("utterances", "eval/utterances.csv")]}
-    out["metrics"] = evaluate.run(params, tmp / "pairs", tmp / "vocoders", tmp / "ground_truth",
-                                  paths["report"], paths["summary"], paths["metrics"],
-                                  paths["utterances"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TTS_TRACKING", "off")  # no MLflow store in the test's working directory
+        out["metrics"] = evaluate.run(params, tmp / "pairs", tmp / "vocoders",
+                                      tmp / "ground_truth", paths["report"], paths["summary"],
+                                      paths["metrics"], paths["utterances"])
     out.update(paths)
-    os.environ.pop("TTS_TRACKING")
     return out
 
 

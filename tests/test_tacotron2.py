@@ -20,15 +20,6 @@ TINY = Tacotron2Config(n_symbols=N_SYMBOLS, n_mels=N_MELS, embed_dim=32, encoder
 OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP = 120, 1e-2, 1.0
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on shared cores: intra-op threads only spin against each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_overfit_learns_diagonal_attention_and_stops():
     torch.manual_seed(0)
     model = Tacotron2(TINY)

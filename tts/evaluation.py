@@ -84,7 +84,7 @@ class EvaluateConfig:
     failure_diagonal_mass: float = 0.5  # attention failure: align score below this, or no stop
     rank_by: list[str] = field(default_factory=lambda: ["wer", "cer", "mcd", "log_f0_rmse"])
     # ^ the TTS pairs' rank is the mean of their ranks in these columns
-    threads: int = 0  # torch threads while timing (0 = torch's default)
+    cpu_threads: int = 1  # torch threads on CPU, RTF timed with them (0 = torch's default)
     figure_dpi: int = 72  # resolution of the report's figures
 
     def validate(self, key: str) -> None:
@@ -96,7 +96,8 @@ class EvaluateConfig:
 
         check(self.utterances >= 0, "utterances", "must be >= 0 (0 = the whole test list)")
         check(self.figure_dpi >= 1, "figure_dpi", "must be at least 1")
-        for name in ("wavenet_utterances", "report_utterances", "figure_utterances", "threads"):
+        for name in ("wavenet_utterances", "report_utterances", "figure_utterances",
+                     "cpu_threads"):
             check(getattr(self, name) >= 0, name, "must be >= 0")
         check(self.max_length_ratio >= 1, "max_length_ratio", "must be at least 1")
         check(0 <= self.failure_diagonal_mass <= 1, "failure_diagonal_mass", "must be in [0, 1]")
@@ -229,8 +230,8 @@ def _save_wav(out: Path, label: str, uid: str, wav, sample_rate: int) -> str:
 
 
 def _set_threads(cfg: EvaluateConfig) -> None:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
 
 
 # ------------------------------------------------------------------------ TTS pairs

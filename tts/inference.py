@@ -107,7 +107,6 @@ def check_name(name: str, kind: str) -> str:
                     else (VOCODERS, ACOUSTIC_MODELS))
     if name in valid:
         return name
-    hint = ""
     if name in other:
         hint = f" ({name!r} is {'a vocoder' if kind == 'acoustic' else 'an acoustic model'})"
     else:
@@ -312,13 +311,14 @@ def _split_at(entries: list[Entry], pause: str) -> list[list[Entry]]:
 
 
 def split_text(text: str, text_cfg, max_phonemes: int) -> list[Chunk]:
-    """Sentences (each within `max_phonemes` where the words allow) of `text`."""
-    from tts.text import SIL, SP, UnspeakableTextError, phonemize_words
+    """Sentences (each within `max_phonemes` where the words allow) of `text`;
+    `text_cfg`: the params' `text` section (`tts.text.TextConfig`; None: its defaults)."""
+    from tts.text import DEFAULT_CONFIG, SIL, SP, UnspeakableTextError, phonemize_words
 
     if not text or not text.strip():
         raise SynthesisError("nothing to synthesize: the text is empty")
     try:
-        entries = phonemize_words(text, text_cfg)
+        entries = phonemize_words(text, text_cfg or DEFAULT_CONFIG)
     except UnspeakableTextError as exc:
         raise SynthesisError(str(exc)) from exc
     budget = max_phonemes - 2  # each chunk is wrapped in `sil`
