@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import shlex
 from pathlib import Path
 
@@ -42,8 +43,9 @@ def merge(base: dict, preset: dict) -> dict:
 def flags(preset_path: Path, params_path: Path = Path("params.yaml")) -> list[str]:
     preset = yaml.safe_load(preset_path.read_text()) or {}
     parse_params(merge(yaml.safe_load(params_path.read_text()), preset))  # validates
-    return [f"-S {shlex.quote(f'{k}={yaml.safe_dump(v, default_flow_style=True).strip()}')}"
-            .replace("\n...", "") for k, v in flatten(preset).items()]
+    # -S values are parsed as YAML, of which JSON is a subset
+    return [f"-S {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
+            for k, v in flatten(preset).items()]
 
 
 def main() -> None:
