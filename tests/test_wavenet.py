@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.wavenet import (Upsampler, WaveNet, WaveNetConfig, discretized_log_prob,
-                            log_density, sample_mixture, split_mixture)
+                            log_density, sample_mixture)
 from tts.config import AudioConfig, ConfigError
 
 TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels=8,

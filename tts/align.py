@@ -468,7 +468,7 @@ def _ps_job(job: tuple[Utterance, Path]) -> tuple[str, str | None]:
     from tts.audio import load_wav
 
     utt, out = job
-    cfg, audio_cfg = _WORKER["cfg"], _WORKER["audio"]
+    audio_cfg = _WORKER["audio"]
     try:
         audio = load_wav(utt.wav, audio_cfg.sample_rate)
         words, phones = _WORKER["aligner"](utt, audio, audio_cfg.sample_rate)

@@ -23,13 +23,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tts import corpus
 from tts.checkpoint import file_hash
+from tts.corpus import SplitEntry
 from tts.text import PAD_ID, SYMBOLS
 
 if TYPE_CHECKING:
     from tts.featstore import FeatureStore
 
-SPLITS = ("train", "val", "test")
 BUCKET_FACTOR = 8  # batches pooled and sorted by length to limit padding
 LINE_SEP = " "  # separator of space-joined columns (phonemes, durations, ...)
 
@@ -38,11 +39,11 @@ class DataError(ValueError):
     """Inconsistent pipeline data; the message names the utterance or file."""
 
 
-def read_split(split_dir: str | Path, name: str) -> pd.DataFrame:
+def read_split(split_dir: str | Path, name: str) -> list[SplitEntry]:
     path = Path(split_dir) / f"{name}.tsv"
     if not path.exists():
         raise DataError(f"{path} not found; run `dvc repro split`")
-    return pd.read_csv(path, sep="\t", dtype={"id": str}, keep_default_na=False)
+    return corpus.read_split(path)
 
 
 def read_alignment(align_dir: str | Path) -> pd.DataFrame:
@@ -72,16 +73,16 @@ def symbol_ids(phonemes: str, utterance: str) -> torch.Tensor:
 class TextMelDataset(torch.utils.data.Dataset):
     """Phonemes + mel (+ durations, pitch, energy when `alignment` is given)."""
 
-    def __init__(self, table: pd.DataFrame, store: FeatureStore,
+    def __init__(self, entries: list[SplitEntry], store: FeatureStore,
                  alignment: pd.DataFrame | None = None):
         self.store, self.alignment = store, alignment
-        ids = list(table["id"])
+        ids = [e.id for e in entries]
         if alignment is not None:
             missing = [i for i in ids if i not in alignment.index]
             ids = [i for i in ids if i in alignment.index]  # dropped by the aligner
             self.skipped = missing
         self.ids = ids
-        self.phonemes = dict(zip(table["id"], table["phonemes"]))
+        self.phonemes = {e.id: LINE_SEP.join(e.phonemes) for e in entries}
         if not self.ids:
             raise DataError("no utterances left to train on (all dropped by split/align); "
                             "see data/split/report.json and data/align/report.json")
@@ -149,9 +150,9 @@ class SegmentDataset(torch.utils.data.Dataset):
     the batch plan decides it. Utterances shorter than the window are zero-padded
     (audio) and floor-padded (mel)."""
 
-    def __init__(self, table: pd.DataFrame, store: FeatureStore, segment_frames: int,
+    def __init__(self, entries: list[SplitEntry], store: FeatureStore, segment_frames: int,
                  hop_length: int, mel_pad: float):
-        self.store, self.ids = store, list(table["id"])
+        self.store, self.ids = store, [e.id for e in entries]
         self.frames, self.hop, self.mel_pad = segment_frames, hop_length, mel_pad
         if not self.ids:
             raise DataError("no utterances to train on; see data/split/report.json")
@@ -247,17 +248,17 @@ def build_train_data(kind: str, train_cfg, audio, split_dir: str | Path,
     from tts.train import TrainData
 
     store = FeatureStore(features_dir)
-    train_table, val_table = read_split(split_dir, "train"), read_split(split_dir, "val")
+    train_entries, val_entries = read_split(split_dir, "train"), read_split(split_dir, "val")
     pad = mel_pad_value(audio.log_floor)
     if kind == "text":
         alignment = read_alignment(align_dir) if align_dir else None
-        train_set = TextMelDataset(train_table, store, alignment)
-        val_set = TextMelDataset(val_table, store, alignment)
+        train_set = TextMelDataset(train_entries, store, alignment)
+        val_set = TextMelDataset(val_entries, store, alignment)
         collate = functools.partial(collate_text, mel_pad=pad)
     elif kind == "segments":
         frames = train_cfg.segment_frames
-        train_set = SegmentDataset(train_table, store, frames, audio.hop_length, pad)
-        val_set = SegmentDataset(val_table, store, frames, audio.hop_length, pad)
+        train_set = SegmentDataset(train_entries, store, frames, audio.hop_length, pad)
+        val_set = SegmentDataset(val_entries, store, frames, audio.hop_length, pad)
         collate = collate_segments
     else:
         raise ValueError(f"unknown data kind {kind!r}")
