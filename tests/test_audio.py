@@ -157,3 +157,15 @@ def test_mel_and_griffin_lim_on_gpu():
     assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-3)
     y = audio.griffin_lim(gpu, CFG, n_iter=4)
     assert y.device.type == "cuda" and y.shape == (cpu.shape[-1] * CFG.hop_length,)
+
+
+def test_very_short_signals_keep_the_frame_rule_and_invert():
+    """A one-frame mel (an acoustic model that stopped at once) must not crash anything."""
+    from tts.config import AudioConfig
+
+    cfg = AudioConfig()
+    for n in (1, 100, cfg.hop_length, cfg.n_fft // 2):
+        mel = audio.mel_spectrogram(torch.zeros(n), cfg)
+        assert mel.shape == (cfg.n_mels, 1 + n // cfg.hop_length)
+    one_frame = torch.full((cfg.n_mels, 1), -5.0)
+    assert audio.griffin_lim(one_frame, cfg, n_iter=2).shape == (cfg.hop_length,)

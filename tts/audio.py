@@ -128,10 +128,14 @@ def _mel_pinv(key: tuple, device: torch.device, dtype: torch.dtype) -> torch.Ten
 
 def _stft_magnitude(audio: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
     """(..., N) -> (..., n_fft // 2 + 1, 1 + N // hop) centred, reflect-padded |STFT|."""
-    shape = audio.shape
-    flat = audio.reshape(-1, shape[-1])  # (B, N)
+    shape, n = audio.shape, audio.shape[-1]
+    flat = audio.reshape(-1, n)  # (B, N)
+    shortfall = n_fft // 2 + 1 - n
+    if shortfall > 0:  # reflect padding needs more than half a window: extend with silence
+        flat = F.pad(flat, (0, shortfall))
     spec = torch.stft(flat, n_fft, hop, win, _window(win, audio.device, audio.dtype),
                       center=True, pad_mode="reflect", return_complex=True)
+    spec = spec[..., : 1 + n // hop]  # the frame-count rule holds for short signals too
     return spec.abs().reshape(*shape[:-1], *spec.shape[-2:])  # (..., F, T)
 
 
@@ -233,6 +237,8 @@ def griffin_lim(log_mel: torch.Tensor, cfg, n_iter: int = 32, momentum: float = 
     mel = torch.exp(log_mel.float())  # (n_mels, T)
     linear = (_mel_pinv(_key(cfg), mel.device, mel.dtype) @ mel).clamp(min=0)  # (F, T)
     frames = mel.shape[-1]
+    min_frames = cfg.n_fft // cfg.hop_length + 1  # the iSTFT needs a window's worth of signal
+    linear = F.pad(linear, (0, max(min_frames - frames, 0)))  # silent frames, trimmed below
     devices = [mel.device] if mel.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         if seed is not None:
@@ -241,8 +247,8 @@ def griffin_lim(log_mel: torch.Tensor, cfg, n_iter: int = 32, momentum: float = 
                               cfg.n_fft, cfg.hop_length, cfg.win_length, power=1.0,
                               n_iter=n_iter, momentum=momentum, length=None,
                               rand_init=True)  # ((T - 1) * hop,): the centred iSTFT length
-    audio = F.pad(audio, (0, frames * cfg.hop_length - audio.shape[-1]))
-    return audio.clamp(-1.0, 1.0)  # (T * hop,)
+    audio = F.pad(audio, (0, max(frames * cfg.hop_length - audio.shape[-1], 0)))
+    return audio[: frames * cfg.hop_length].clamp(-1.0, 1.0)  # (T * hop,)
 
 
 # ------------------------------------------------------------------- corpus extraction
