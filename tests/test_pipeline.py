@@ -42,6 +42,10 @@ TINY = {
     "model.val_utterances": 1,
     "model.segment_frames": 8,
 }
+# Training keys a network section may set for the full-size run; the tiny run removes them
+# so the `model.*` values above apply to every network.
+TINY_TRAINING_KEYS = ("steps", "warmup_steps", "log_every", "val_every", "checkpoint_every",
+                      "val_utterances")
 # Per-file overrides appended by later stages (noise search, evaluation) for speed.
 TINY_EXTRA_FILE = ROOT / "tests" / "tiny_params.yaml"
 
@@ -72,6 +76,12 @@ def repo(tmp_path_factory) -> tuple[Path, dict]:
     overrides = dict(TINY)
     if TINY_EXTRA_FILE.exists():
         overrides.update(yaml.safe_load(TINY_EXTRA_FILE.read_text()) or {})
+    for name in models.REGISTRY:  # networks' own step budgets give way to the tiny ones
+        section = params
+        for part in models.spec(name).section.split("."):
+            section = section.setdefault(part, {})
+        for key in TINY_TRAINING_KEYS:
+            section.pop(key, None)
     for key, value in overrides.items():
         set_dotted(params, key, value)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
