@@ -17,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ import torch
 from tts import corpus
 from tts.checkpoint import file_hash
 from tts.corpus import SplitEntry
-from tts.text import PAD_ID, SYMBOLS
+from tts.text import PAD_ID, to_ids
 
 if TYPE_CHECKING:
     from tts.featstore import FeatureStore
@@ -61,13 +61,12 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(LINE_SEP)]
 
 
-def symbol_ids(phonemes: str, utterance: str) -> torch.Tensor:
-    index = {s: i for i, s in enumerate(SYMBOLS)}
+def symbol_ids(phonemes: Sequence[str], utterance: str) -> torch.Tensor:
     try:
-        return torch.tensor([index[p] for p in phonemes.split(LINE_SEP)], dtype=torch.long)
-    except KeyError as exc:
-        raise DataError(f"utterance {utterance}: unknown symbol {exc.args[0]!r}; the split was "
-                        f"made with another symbol table: run `dvc repro split`") from exc
+        return torch.tensor(to_ids(list(phonemes)), dtype=torch.long)
+    except ValueError as exc:
+        raise DataError(f"utterance {utterance}: {exc}; the split was made with another "
+                        f"symbol table: run `dvc repro split`") from exc
 
 
 class TextMelDataset(torch.utils.data.Dataset):
@@ -82,7 +81,7 @@ class TextMelDataset(torch.utils.data.Dataset):
             ids = [i for i in ids if i in alignment.index]  # dropped by the aligner
             self.skipped = missing
         self.ids = ids
-        self.phonemes = {e.id: LINE_SEP.join(e.phonemes) for e in entries}
+        self.phonemes = {e.id: e.phonemes for e in entries}
         if not self.ids:
             raise DataError("no utterances left to train on (all dropped by split/align); "
                             "see data/split/report.json and data/align/report.json")
@@ -105,7 +104,7 @@ class TextMelDataset(torch.utils.data.Dataset):
             item["phonemes"] = symbol_ids(self.phonemes[uid], uid)
             return item
         row = self.alignment.loc[uid]
-        item["phonemes"] = symbol_ids(row["phonemes"], uid)
+        item["phonemes"] = symbol_ids(row["phonemes"].split(LINE_SEP), uid)
         item["durations"] = torch.tensor(_ints(row["durations"]), dtype=torch.long)
         if int(item["durations"].sum()) != item["mel"].shape[1]:
             raise DataError(f"utterance {uid}: durations sum to {int(item['durations'].sum())} "
