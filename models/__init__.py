@@ -52,6 +52,14 @@ REGISTRY: dict[str, ModelSpec] = {s.name: s for s in [
               "wavegrad", "segments", "vocoder"),
 ]}
 
+# Where each network's finished model file lies under a models folder (`data/models/`);
+# a folder given as `init_from` is read in this layout.
+MODEL_FILES: dict[str, str] = {
+    "fastspeech2": "fastspeech2/model.pt", "tacotron2": "tacotron2/model.pt",
+    "dctts_text2mel": "dctts/text2mel.pt", "dctts_ssrn": "dctts/ssrn.pt",
+    "wavenet": "wavenet/model.pt", "parallel_wavenet": "parallel_wavenet/model.pt",
+    "wavegrad": "wavegrad/model.pt"}
+
 # Names users type for whole acoustic models and vocoders (evaluation, `make synth`).
 ACOUSTIC_MODELS = ("fastspeech2", "tacotron2", "dctts")
 VOCODERS = ("griffin_lim", "wavenet", "parallel_wavenet", "wavegrad")

@@ -285,6 +285,9 @@ class AudioDec(nn.Module):
 
 
 class Text2Mel(nn.Module):
+    # parts fine-tuning may freeze (besides every direct child): name -> children
+    PART_GROUPS = {"text_encoder": ("text_enc",)}
+
     def __init__(self, cfg: Text2MelConfig):
         super().__init__()
         self.cfg = cfg

@@ -239,6 +239,12 @@ class FastSpeech2(nn.Module):
     """Encoder -> variance adaptor (duration, pitch, energy; length regulator) -> decoder
     -> mel linear (+ postnet). Mels are the log-mels of the feature store, unnormalized."""
 
+    # parts fine-tuning may freeze (besides every direct child): name -> children
+    PART_GROUPS = {"text_encoder": ("embedding", "encoder"),
+                   "variance_adaptor": ("duration_predictor", "pitch_predictor",
+                                        "energy_predictor", "pitch_embedding",
+                                        "energy_embedding")}
+
     def __init__(self, cfg: FastSpeech2Config):
         super().__init__()
         self.cfg = cfg

@@ -97,6 +97,9 @@ class Flow(nn.Module):
 
 
 class ParallelWaveNet(nn.Module):
+    # parts fine-tuning may freeze (besides every direct child): name -> children
+    PART_GROUPS = {"upsampling": ("upsample",)}
+
     def __init__(self, cfg: ParallelWaveNetConfig):
         super().__init__()
         self.cfg = cfg

@@ -225,6 +225,9 @@ class Decoder(nn.Module):
 
 
 class Tacotron2(nn.Module):
+    # parts fine-tuning may freeze (besides every direct child): name -> children
+    PART_GROUPS = {"text_encoder": ("encoder",)}
+
     def __init__(self, cfg: Tacotron2Config):
         super().__init__()
         self.cfg = cfg

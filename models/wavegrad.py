@@ -174,6 +174,10 @@ class DBlock(nn.Module):
 
 
 class WaveGrad(nn.Module):
+    # parts fine-tuning may freeze (besides every direct child): name -> children
+    PART_GROUPS = {"upsampling": ("mel_conv", "ublocks"),
+                   "downsampling": ("wave_conv", "dblocks", "films")}
+
     def __init__(self, cfg: WaveGradConfig):
         super().__init__()
         self.cfg = cfg

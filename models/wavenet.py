@@ -345,6 +345,9 @@ def check_segments(batch: dict, hop_length: int, n_mels: int) -> None:
 
 
 class WaveNet(nn.Module):
+    # parts fine-tuning may freeze (besides every direct child): name -> children
+    PART_GROUPS = {"upsampling": ("upsample",)}
+
     def __init__(self, cfg: WaveNetConfig):
         super().__init__()
         self.cfg = cfg

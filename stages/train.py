@@ -1,10 +1,12 @@
 """Stage train_<name> (and distill_parallel_wavenet): train one registry network.
 
     python -m stages.train NAME --split DIR --features DIR [--align DIR] [--teacher FILE]
-        --checkpoints DIR --out FILE --metrics FILE --plots FILE
+        [--base FILE] --checkpoints DIR --out FILE --metrics FILE --plots FILE
 
 With `devices > 1` the stage re-launches itself under torchrun (DDP, one process per
-device). Resumes from --checkpoints when the config hash matches.
+device). Resumes from --checkpoints when the config hash matches. With `init_from` set,
+starts from that finished model (tts/finetune.py); --base is the base_models stage's
+manifest of it, checked against the file actually loaded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import models
 from tts import checkpoint as ckpt
 from tts.config import load_params, to_dict
 from tts.data import build_train_data
+from tts.finetune import FineTuneError, prepare
 from tts.media import validation_media_logger
 from tts.tracking import Tracker
 from tts.train import RunPaths, Trainer, seed_everything
@@ -28,15 +31,19 @@ def stage_name(name: str) -> str:
 
 
 def run(name: str, params, paths: RunPaths, split: Path, features: Path,
-        align: Path | None = None, teacher: Path | None = None, quiet: bool = False) -> dict:
+        align: Path | None = None, teacher: Path | None = None, quiet: bool = False,
+        base: Path | None = None) -> dict:
     spec = models.spec(name)
     train_cfg, model_cfg = params.network(name)
     if spec.needs_alignment and align is None:
         raise SystemExit(f"{name} trains on phone durations: pass --align (the align stage's "
                          f"output)")
-    data = build_train_data(spec.data, train_cfg, params.audio, split, features, align)
     seed_everything(train_cfg.seed)  # initial weights follow the run's seed
     model = models.build_model(name, model_cfg)
+    # before the data: a base model that cannot work is refused in seconds
+    tune = prepare(name, model, model_cfg, train_cfg, params.audio, params.raw,
+                   params.section("text"), base)
+    data = build_train_data(spec.data, train_cfg, params.audio, split, features, align)
     frozen, extra = None, {}
     if spec.teacher:
         if teacher is None:
@@ -45,12 +52,17 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
         if teacher_name != spec.teacher:
             raise SystemExit(f"--teacher {teacher} holds a {teacher_name}, not a {spec.teacher}")
         extra = {"teacher_sha256": ckpt.file_hash(teacher)}
+    extra |= tune.hash_extra
+    if not quiet:
+        for note in tune.notes:
+            print(note, flush=True)
     with Tracker(stage_name(name)) as tracker:
         tracker.log_params({"train": to_dict(train_cfg), "model": to_dict(model_cfg), **extra})
-        tracker.set_tags({"model_name": name, **extra})
+        tracker.set_tags({"model_name": name, **extra, **tune.tags})
         trainer = Trainer(name, model, model_cfg, train_cfg, data, paths, tracker,
                           teacher=frozen, hash_extra=extra, quiet=quiet,
-                          log_media=validation_media_logger(params.audio))
+                          log_media=validation_media_logger(params.audio),
+                          payload_extra=tune.payload_extra)
         return trainer.fit()
 
 
@@ -61,6 +73,7 @@ def main() -> None:
         parser.add_argument(f"--{flag}", type=Path, required=True)
     parser.add_argument("--align", type=Path)
     parser.add_argument("--teacher", type=Path)
+    parser.add_argument("--base", type=Path, help="base_models manifest of this network")
     args = parser.parse_args()
     params = load_params()
     train_cfg, _ = params.network(args.name)
@@ -69,7 +82,11 @@ def main() -> None:
                     f"--nproc_per_node={train_cfg.devices}", "-m", "stages.train"]
         os.execv(sys.executable, launcher + sys.argv[1:])
     paths = RunPaths(args.checkpoints, args.out, args.metrics, args.plots)
-    run(args.name, params, paths, args.split, args.features, args.align, args.teacher)
+    try:
+        run(args.name, params, paths, args.split, args.features, args.align, args.teacher,
+            base=args.base)
+    except FineTuneError as exc:
+        raise SystemExit(f"{stage_name(args.name)}: {exc}") from exc
 
 
 if __name__ == "__main__":

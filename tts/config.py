@@ -149,6 +149,8 @@ class TrainConfig:
     val_utterances: int = 4
     segment_frames: int = 32  # mel frames per random training segment (segment-trained networks)
     cpu_threads: int = 1  # torch threads when training on CPU; 0 = torch's default
+    init_from: str = ""  # fine-tune from this finished model file (or models folder); "" = scratch
+    freeze: tuple[str, ...] = ()  # fine-tuning: named parts of the network kept fixed
 
 
     def validate(self, key: str) -> None:
@@ -163,6 +165,8 @@ class TrainConfig:
                      "val_utterances", "segment_frames"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
         _check(self.cpu_threads >= 0, f"{key}.cpu_threads", "must be >= 0 (0 = torch default)")
+        _check(not self.freeze or bool(self.init_from), f"{key}.freeze",
+               "freezes parts of a base model: set `init_from` too (or `freeze: []`)")
 
 
 # Sections owned by later stages declare their dataclass in the module that uses it and

@@ -37,6 +37,9 @@ PHONES = tuple(p + s if p in VOWELS else p
                for p in sorted(VOWELS + CONSONANTS) for s in (STRESSES if p in VOWELS else ("",)))
 SYMBOLS: tuple[str, ...] = (PAD, *PHONES, SIL, SP)
 SYMBOLS_VERSION = "arpabet-stress-1"  # bump on any change to SYMBOLS
+# bump when normalize/phonemize give other symbols for the same text and TextConfig
+# (models trained before and after cannot be fine-tuned into each other)
+FRONTEND_VERSION = "1"
 PAD_ID = 0
 _SYMBOL_ID = {s: i for i, s in enumerate(SYMBOLS)}
 

@@ -30,8 +30,9 @@ from tts.tracking import Tracker, write_metrics, write_plot
 
 # Fields of TrainConfig that change how a run is observed or scheduled, not what it
 # computes: they may differ between an interrupted run and its resumption.
+# `init_from` is a location: the base model's sha256 goes into the hash instead.
 NON_SEMANTIC_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
-                       "val_utterances", "cpu_threads")
+                       "val_utterances", "cpu_threads", "init_from")
 STALE_DIR = "stale"  # checkpoints of another config are moved here, never mixed in
 
 
@@ -149,7 +150,8 @@ class Trainer:
     def __init__(self, name: str, model: torch.nn.Module, model_cfg: Any, train: TrainConfig,
                  data: TrainData, paths: RunPaths, tracker: Tracker | None = None,
                  teacher: torch.nn.Module | None = None, hash_extra: dict | None = None,
-                 log_media: Callable | None = None, quiet: bool = False):
+                 log_media: Callable | None = None, quiet: bool = False,
+                 payload_extra: dict | None = None):
         self.name, self.model_cfg, self.train, self.data, self.paths = \
             name, model_cfg, train, data, paths
         self.rank, self.world = distributed()
@@ -165,6 +167,7 @@ class Trainer:
             self.model.bind_teacher(teacher)
         self.tracker = tracker or Tracker(name, enabled=False)
         self.log_media, self.quiet = log_media, quiet
+        self.payload_extra = payload_extra or {}  # recorded in every checkpoint (provenance)
         self.hash = run_hash(name, model_cfg, train, data.fingerprint, hash_extra)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=train.lr,
@@ -185,7 +188,7 @@ class Trainer:
         return ckpt.model_payload(self.name, self.model_cfg, self.model, self.step, self.hash,
                                   optimizer=self.optimizer.state_dict(),
                                   scheduler=self.scheduler.state_dict(), rng=rng_state(),
-                                  history=self.history)
+                                  history=self.history, **self.payload_extra)
 
     def save_checkpoint(self) -> None:
         if self.rank != 0:
@@ -321,7 +324,8 @@ class Trainer:
                    **{f"train_{k}": v for k, v in latest.items()}, **val}
         if self.rank == 0:
             ckpt.save_atomic(ckpt.model_payload(self.name, self.model_cfg, self.model,
-                                                self.step, self.hash, metrics=metrics),
+                                                self.step, self.hash, metrics=metrics,
+                                                **self.payload_extra),
                              self.paths.out)
             if self.paths.metrics:
                 write_metrics(self.paths.metrics, metrics)
