@@ -42,7 +42,7 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
     model = models.build_model(name, model_cfg)
     # before the data: a base model that cannot work is refused in seconds
     tune = prepare(name, model, model_cfg, train_cfg, params.audio, params.raw,
-                   params.section("text"), base)
+                   params.section("text"), base, out=paths.out)
     data = build_train_data(spec.data, train_cfg, params.audio, split, features, align)
     frozen, extra = None, {}
     if spec.teacher:

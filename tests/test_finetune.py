@@ -225,6 +225,13 @@ def test_init_from_a_models_folder_and_missing_files(tiny, tmp_path):
     with pytest.raises(FineTuneError, match=r"`model.init_from` = .* is a folder without "
                                             r"wavegrad/model.pt"):
         prepare_with("wavegrad", params)
+    own = tiny_params({"model": {"init_from": str(tmp_path / "A")}})
+    train, cfg = own.network("dctts_ssrn")
+    import models
+
+    with pytest.raises(FineTuneError, match=r"is this stage's own output"):
+        finetune.prepare("dctts_ssrn", models.build_model("dctts_ssrn", cfg), cfg, train,
+                         own.audio, own.raw, out=tmp_path / "A" / "dctts" / "ssrn.pt")
     missing = tuned_params("wavegrad", {"init_from": str(tmp_path / "nope.pt")})
     with pytest.raises(FineTuneError, match=r"`wavegrad.init_from` = .*nope.pt: no such file"):
         prepare_with("wavegrad", missing)

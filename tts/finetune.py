@@ -331,11 +331,13 @@ def freeze(model, names: tuple[str, ...] | list[str], key: str, network: str) ->
 
 def prepare(name: str, model, model_cfg, train: TrainConfig, audio: AudioConfig,
             raw: dict | None = None, text_cfg: Any = None,
-            manifest_path: Path | None = None) -> FineTune:
+            manifest_path: Path | None = None, out: Path | None = None) -> FineTune:
     """Check and load the base model (if any) into `model` and freeze its named parts.
 
     `raw` is the params file as loaded (to name the key that set `init_from`); the
     returned FineTune carries the hash extra, checkpoint payload extra and MLflow tags.
+    `out` is the file this run will write: a base model there is refused (each run would
+    replace its own base, and DVC would re-run it forever).
     Call it after building `model` and before building the Trainer (whose optimizer only
     sees the parameters left trainable).
     """
@@ -347,6 +349,11 @@ def prepare(name: str, model, model_cfg, train: TrainConfig, audio: AudioConfig,
     base = read_base(raw, train, name, manifest_path)
     if base is None:
         return result
+    if out is not None and Path(out).resolve() == base.path.resolve():
+        raise FineTuneError(
+            f"params: `{base.key}` = {base.path} is this stage's own output, which the run "
+            f"replaces: copy the base model elsewhere first (e.g. `cp -r data/models "
+            f"../voices/A`) and point `{base.key}` at the copy")
     check_network(base, name)
     check_contract(base, name, audio)
     result.notes += check_text(base, name)
