@@ -374,3 +374,29 @@ def prepare(name: str, model, model_cfg, train: TrainConfig, audio: AudioConfig,
                            f"{base.payload.get('step')}, sha256 {base.sha256[:12]}); frozen: "
                            f"{', '.join(result.frozen) or 'nothing'}")
     return result
+
+
+def main() -> None:
+    """`python -m tts.finetune NAME...`: the parts `freeze:` accepts, per network."""
+    import argparse
+
+    import models
+    from tts.config import load_params
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"registry networks (default: all): {', '.join(models.REGISTRY)}")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    for name in args.names or models.REGISTRY:
+        if name not in models.REGISTRY:
+            parser.error(f"unknown network {name!r}; valid: {', '.join(models.REGISTRY)}")
+        model = models.build_model(name, params.network(name)[1])
+        parts = freezable_parts(model)
+        listed = ", ".join(p if parts[p] == (p,) else f"{p} ({' + '.join(parts[p])})"
+                           for p in sorted(parts))
+        print(f"{name}: {listed}")
+
+
+if __name__ == "__main__":
+    main()
