@@ -53,7 +53,7 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
             raise SystemExit(f"--teacher {teacher} holds a {teacher_name}, not a {spec.teacher}")
         extra = {"teacher_sha256": ckpt.file_hash(teacher)}
     extra |= tune.hash_extra
-    if not quiet:
+    if not quiet and int(os.environ.get("RANK", "0")) == 0:
         for note in tune.notes:
             print(note, flush=True)
     with Tracker(stage_name(name)) as tracker:
