@@ -42,6 +42,15 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     return path
 
 
+def remove_partial_writes(directory: str | Path, name: str = "") -> None:
+    """Delete the temp files `save_atomic` leaves when killed mid-write (`.NAME.*.tmp`;
+    every name when `name` is empty), so they pile up nowhere DVC hashes."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for tmp in directory.glob(f".{name or '*'}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def checkpoint_path(directory: str | Path, step: int) -> Path:
     return Path(directory) / f"step-{step:08d}.pt"
 
