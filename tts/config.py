@@ -381,10 +381,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, opened = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = " ".join(str(part) for part in (getattr(exc, "context", None),
-                                                  getattr(exc, "problem", None)) if part)
+        context = getattr(exc, "context", None)
+        if context and opened is not None and (mark is None or opened.line != mark.line):
+            context = f"{context} (line {opened.line + 1})"
+        problem = " ".join(str(p) for p in (context, getattr(exc, "problem", None)) if p)
         raise ConfigError(f"{where}: params file is not valid YAML: {problem or exc}; fix "
                           f"line {mark.line + 1 if mark else '?'}") from exc
     if not isinstance(raw, dict):

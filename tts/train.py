@@ -26,6 +26,7 @@ from tqdm import tqdm
 from tts import checkpoint as ckpt
 from tts.config import TrainConfig, config_hash
 from tts.data import BatchPlan
+from tts.text import symbol_table_id
 from tts.tracking import Tracker, write_metrics, write_plot
 
 # Fields of TrainConfig that change how a run is observed or scheduled, not what it
@@ -203,6 +204,8 @@ class Trainer:
         self.tracker = tracker or Tracker(name, enabled=False)
         self.log_media, self.quiet = log_media, quiet
         numerics = {"threads": torch.get_num_threads()} if self.device.type == "cpu" else {}
+        if hasattr(model_cfg, "n_symbols"):  # a new symbol table never resumes an old run
+            numerics["symbol_table"] = symbol_table_id()
         self.hash = run_hash(name, model_cfg, train, data.fingerprint,
                              {**(hash_extra or {}), **numerics})
         trainable = [p for p in self.model.parameters() if p.requires_grad]
