@@ -33,6 +33,14 @@ MULTI_NODE_ENV = frozenset({"PET_NNODES", "PET_RDZV_ENDPOINT", "PET_RDZV_BACKEND
                             "PET_RDZV_ID", "PET_NODE_RANK", "PET_MASTER_ADDR"})
 
 
+def torchrun_command(devices: int, args: list[str], environ) -> list[str]:
+    """This stage under torchrun, `devices` processes on this node; standalone unless the
+    environment names a rendezvous (MULTI_NODE_ENV), which torchrun then reads itself."""
+    rendezvous = [] if MULTI_NODE_ENV & set(environ) else ["--standalone"]
+    return [sys.executable, "-m", "torch.distributed.run", *rendezvous,
+            f"--nproc_per_node={devices}", "-m", "stages.train", *args]
+
+
 def stage_name(name: str) -> str:
     return "distill_parallel_wavenet" if name == "parallel_wavenet" else f"train_{name}"
 
@@ -75,10 +83,7 @@ def main() -> None:
     params = load_params()
     train_cfg, _ = params.network(args.name)
     if train_cfg.devices > 1 and "LOCAL_RANK" not in os.environ:
-        rendezvous = [] if MULTI_NODE_ENV & set(os.environ) else ["--standalone"]
-        launcher = [sys.executable, "-m", "torch.distributed.run", *rendezvous,
-                    f"--nproc_per_node={train_cfg.devices}", "-m", "stages.train"]
-        os.execv(sys.executable, launcher + sys.argv[1:])
+        os.execv(sys.executable, torchrun_command(train_cfg.devices, sys.argv[1:], os.environ))
     paths = RunPaths(args.checkpoints, args.out, args.metrics, args.plots)
     run(args.name, params, paths, args.split, args.features, args.align, args.teacher)
 

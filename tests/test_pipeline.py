@@ -167,3 +167,15 @@ def test_params_rerun_exactly_the_dependent_stages(repo):
         assert not stale & (trainers - {"train_fastspeech2"})
     finally:
         params_path.write_text(original)
+
+
+def test_symbol_table_edit_stales_every_text_model(repo):
+    repo, env = repo
+    text = repo / "tts" / "text.py"
+    original = text.read_text()
+    try:
+        text.write_text(original + "\n# an edit of the front-end\n")
+        stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+        assert {"train_fastspeech2", "train_tacotron2", "train_dctts_text2mel"} <= stale
+    finally:
+        text.write_text(original)

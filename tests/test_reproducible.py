@@ -128,21 +128,20 @@ def test_simultaneous_runs_with_leftovers_write_identical_models(reference):
     assert "steps_per_second" not in payload["metrics"]  # timing stays out of the file
 
 
-def wait_for(path: Path, proc: subprocess.Popen, timeout: float = RUN_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"run ended before {path.name} appeared"
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.02)
-
-
-@pytest.mark.parametrize("kill_after", ["step-00000002.pt"])
-def test_killed_run_resumes_to_the_same_bytes(tmp_path, data, reference, kill_after):
-    repo = checkout(tmp_path / "repo", data)
-    proc = start(repo)
-    wait_for(repo / "data" / "checkpoints" / NETWORK / kill_after, proc)
+def kill_after_checkpoints(proc: subprocess.Popen, checkpoints: Path, count: int) -> None:
+    """SIGKILL `proc` as soon as `count` resume checkpoints exist (mid-run, mid-step)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while len(ckpt.list_checkpoints(checkpoints)) < count:
+        assert proc.poll() is None, "run ended before it could be killed"
+        assert time.monotonic() < deadline, f"no checkpoints appeared in {checkpoints}"
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=RUN_TIMEOUT_S)
+
+
+def test_killed_run_resumes_to_the_same_bytes(tmp_path, data, reference):
+    repo = checkout(tmp_path / "repo", data)
+    kill_after_checkpoints(start(repo), repo / "data" / "checkpoints" / NETWORK, 1)
     out = finish(start(repo, "3"))
     assert "resumed from" in out
     assert sha256(model_file(repo)) == sha256(model_file(reference))
@@ -150,11 +149,8 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path, data, reference, kill_af
 
 def test_truncated_newest_checkpoint_is_set_aside(tmp_path, data, reference):
     repo = checkout(tmp_path / "repo", data)
-    proc = start(repo)
     checkpoints = repo / "data" / "checkpoints" / NETWORK
-    wait_for(checkpoints / "step-00000004.pt", proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=RUN_TIMEOUT_S)
+    kill_after_checkpoints(start(repo), checkpoints, 2)
     *_, previous, newest = ckpt.list_checkpoints(checkpoints)
     newest.write_bytes(newest.read_bytes()[:1000])  # a write cut short (disk full, crash)
     out = finish(start(repo))

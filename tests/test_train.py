@@ -254,3 +254,17 @@ def test_text_model_with_another_symbol_table_is_refused(tmp_path):
         ckpt.save_atomic(old, tmp_path / "model.pt")
         with pytest.raises(SynthesisError, match="symbol table.*re-train"):
             _load(tmp_path / "model.pt", "fastspeech2")
+
+
+def test_torchrun_rendezvous_comes_from_the_environment(monkeypatch):
+    from stages.train import torchrun_command
+    from tts.tracking import Tracker
+
+    single = torchrun_command(4, ["fastspeech2"], {})
+    assert "--standalone" in single and "--nproc_per_node=4" in single
+    multi = torchrun_command(8, ["fastspeech2"], {"PET_NNODES": "2",
+                                                 "PET_RDZV_ENDPOINT": "node0:29500"})
+    assert "--standalone" not in multi and "--nproc_per_node=8" in multi
+    monkeypatch.setenv("TTS_TRACKING", "on")
+    monkeypatch.setenv("RANK", "1")
+    assert not Tracker("train_fastspeech2").enabled  # only rank 0 opens an MLflow run
