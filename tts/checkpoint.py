@@ -2,8 +2,8 @@
 
 A checkpoint is a dict with `model_name`, `config` (the model config dataclass as a dict),
 `config_hash`, `step`, `state_dict`, `symbol_table` (text models: the phoneme table
-they were trained with; a mismatch is refused when the model is loaded), and, for resume checkpoints, `optimizer`,
-`scheduler` and `rng` state. `load_model(path)` needs nothing but the file: the registry
+they were trained with; a mismatch is refused when the model is loaded), and, for resume
+checkpoints, `optimizer`, `scheduler` and `rng` state. `load_model(path)` needs nothing but the file: the registry
 maps `model_name` to its config class and network.
 """
 
