@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tts.attention import alignment_scores, guided_attention_loss
+from tts.text import SYMBOLS
 
 SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target length
 PAPER_DILATIONS = [1, 3, 9, 27]  # the dilation cycle of the paper's highway stacks
@@ -67,7 +68,7 @@ class Text2MelConfig:
     fmin: float = 0.0  # mel filterbank low edge, Hz
     fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # log(log_floor) is the silence value, normalized to 0
-    n_symbols: int = 100  # phoneme vocabulary size, index 0 is padding
+    n_symbols: int = len(SYMBOLS)  # phoneme vocabulary size, index 0 is padding
     # architecture
     reduction: int = 4  # full-rate frames per coarse frame (paper 4; SSRN must agree)
     embed_dim: int = 64  # e: symbol embedding (paper 128)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tts.config import ConfigError
+from tts.text import SYMBOLS
 
 # log-duration targets are log(d + offset) so zero-frame phones (possible in alignments)
 # stay finite; predictions invert it with exp(x) - offset
@@ -38,7 +39,7 @@ MAX_TIMESCALE = 10000.0
 @dataclass(frozen=True)
 class FastSpeech2Config:
     # contract fields, filled by tts.config from the symbol table and `audio:`
-    n_symbols: int = 100  # phoneme vocabulary size, index 0 is padding
+    n_symbols: int = len(SYMBOLS)  # phoneme vocabulary size, index 0 is padding
     n_mels: int = 80  # mel bins predicted per frame
     # feed-forward Transformer (FFT) blocks
     hidden: int = 128  # model width (paper: 256)

@@ -40,10 +40,10 @@ LOGISTIC_ENTROPY = 2.0  # entropy of a logistic of scale s is log s + 2 (nats)
 @dataclass(frozen=True)
 class ParallelWaveNetConfig:
     layers_per_flow: tuple[int, ...] = (4, 4, 4, 6)  # one entry per flow: its WaveNet depth
-    residual_channels: int = 32  # channels of each flow's residual stream
-    gate_channels: int = 64  # dilated conv output, split into tanh and sigmoid halves
-    skip_channels: int = 32  # channels of each flow's skip connections
-    head_channels: int = 32  # hidden channels of each flow's output head
+    residual_channels: int = 16  # channels of each flow's residual stream
+    gate_channels: int = 32  # dilated conv output, split into tanh and sigmoid halves
+    skip_channels: int = 16  # channels of each flow's skip connections
+    head_channels: int = 16  # hidden channels of each flow's output head
     dilation_cycle: int = 10  # dilation doubles over this many layers, then restarts at 1
     kernel_size: int = 2  # width of the dilated causal convolutions
     upsample_factors: tuple[int, ...] = (16, 16)  # shared conditioning upsampler; product = hop

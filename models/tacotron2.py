@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tts.attention import alignment_scores, guided_attention_loss
+from tts.text import SYMBOLS
 
 SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target length
 
@@ -41,7 +42,7 @@ class Tacotron2Config:
     fmin: float = 0.0  # mel filterbank low edge, Hz
     fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # log-mel floor; log(log_floor) is the padding/silence value
-    n_symbols: int = 100  # phoneme vocabulary size, index 0 is padding
+    n_symbols: int = len(SYMBOLS)  # phoneme vocabulary size, index 0 is padding
     # encoder
     embed_dim: int = 128  # symbol embedding (paper 512)
     encoder_dim: int = 128  # conv channels and BiLSTM output, half per direction (paper 512)

@@ -3,8 +3,12 @@
     python -m stages.train NAME --split DIR --features DIR [--align DIR] [--teacher FILE]
         [--base FILE] --checkpoints DIR --out FILE --metrics FILE --plots FILE
 
-With `devices > 1` the stage re-launches itself under torchrun (DDP, one process per
-device). Resumes from --checkpoints when the config hash matches. With `init_from` set,
+With `devices > 1` the stage re-launches itself under torchrun (DDP, `devices` processes
+on this machine). Alone it uses a standalone (single-node) rendezvous; for several nodes,
+run the same `dvc repro` on every node with torchrun's own environment variables set
+(`PET_NNODES=2 PET_NODE_RANK=0|1 PET_RDZV_ENDPOINT=host:29500 PET_RDZV_ID=job`; README,
+"Multi-node training"): torchrun reads them as --nnodes, --node-rank, --rdzv-endpoint and
+--rdzv-id. Resumes from --checkpoints when the config hash matches. With `init_from` set,
 starts from that finished model (tts/finetune.py); --base is the base_models stage's
 manifest of it, checked against the file actually loaded.
 """
@@ -24,6 +28,20 @@ from tts.finetune import FineTuneError, prepare
 from tts.media import validation_media_logger
 from tts.tracking import Tracker
 from tts.train import RunPaths, Trainer, seed_everything
+
+
+# torchrun settings read from the environment (its `PET_<OPTION>` convention); any of them
+# replaces the single-node standalone rendezvous with the given one.
+MULTI_NODE_ENV = frozenset({"PET_NNODES", "PET_RDZV_ENDPOINT", "PET_RDZV_BACKEND",
+                            "PET_RDZV_ID", "PET_NODE_RANK", "PET_MASTER_ADDR"})
+
+
+def torchrun_command(devices: int, args: list[str], environ) -> list[str]:
+    """This stage under torchrun, `devices` processes on this node; standalone unless the
+    environment names a rendezvous (MULTI_NODE_ENV), which torchrun then reads itself."""
+    rendezvous = [] if MULTI_NODE_ENV & set(environ) else ["--standalone"]
+    return [sys.executable, "-m", "torch.distributed.run", *rendezvous,
+            f"--nproc_per_node={devices}", "-m", "stages.train", *args]
 
 
 def stage_name(name: str) -> str:
@@ -78,9 +96,7 @@ def main() -> None:
     params = load_params()
     train_cfg, _ = params.network(args.name)
     if train_cfg.devices > 1 and "LOCAL_RANK" not in os.environ:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={train_cfg.devices}", "-m", "stages.train"]
-        os.execv(sys.executable, launcher + sys.argv[1:])
+        os.execv(sys.executable, torchrun_command(train_cfg.devices, sys.argv[1:], os.environ))
     paths = RunPaths(args.checkpoints, args.out, args.metrics, args.plots)
     try:
         run(args.name, params, paths, args.split, args.features, args.align, args.teacher,

@@ -203,3 +203,13 @@ def test_fine_tuning_reruns_when_the_base_models_bytes_change(repo):
         assert "Running stage 'train_fastspeech2'" in again.stdout + again.stderr
     finally:
         params_path.write_text(original)
+def test_symbol_table_edit_stales_every_text_model(repo):
+    repo, env = repo
+    text = repo / "tts" / "text.py"
+    original = text.read_text()
+    try:
+        text.write_text(original + "\n# an edit of the front-end\n")
+        stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+        assert {"train_fastspeech2", "train_tacotron2", "train_dctts_text2mel"} <= stale
+    finally:
+        text.write_text(original)

@@ -14,6 +14,7 @@ from models.fastspeech2 import FastSpeech2, FastSpeech2Config
 from tts import checkpoint as ckpt
 from tts.config import TrainConfig
 from tts.data import collate_text
+from tts.text import symbol_table_id
 from tts.train import (NonFiniteLossError, RunPaths, TrainData, Trainer, lr_lambda,
                        seed_everything)
 
@@ -182,3 +183,88 @@ def test_train_config_rejects_impossible_values():
     with pytest.raises(ConfigError, match="model.lr"):
         build(TrainConfig, {"lr": -1.0}, "model")
     assert dataclasses.asdict(build(TrainConfig, {}, "model")) == dataclasses.asdict(TrainConfig())
+
+
+class NaNOnRankOne(NaNAtStep):
+    """Poisons the loss at step 3 on rank 1 only: rank 0 sees a finite loss."""
+
+    def loss(self, batch):
+        if os.environ.get("RANK") != "1":
+            return FastSpeech2.loss(self, batch)
+        return super().loss(batch)
+
+
+DDP_NAN_BOUND_S = 120  # both ranks must be gone by then (a hang waits 30 min for gloo)
+
+
+def _ddp_nan_worker(rank: int, world: int, port: int, tmp: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    run = trainer(__import__("pathlib").Path(tmp) / "shared",
+                  train_cfg(batch_size=4, checkpoint_every=2, val_every=100),
+                  model_cls=NaNOnRankOne)
+    try:
+        run.fit()
+        message = "finished"
+    except NonFiniteLossError as exc:
+        message = str(exc)
+    open(os.path.join(tmp, f"rank{rank}.txt"), "w").write(message)
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_nan_on_one_rank_stops_every_rank_with_one_message(tmp_path):
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_ddp_nan_worker, args=(r, 2, port, str(tmp_path)))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + DDP_NAN_BOUND_S
+    for p in procs:
+        p.join(max(deadline - time.monotonic(), 0))
+    hung = [r for r, p in enumerate(procs) if p.is_alive()]
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join()
+    assert not hung, f"rank(s) {hung} still running {DDP_NAN_BOUND_S} s after one saw NaN"
+    messages = [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)]
+    assert messages[0] == messages[1]
+    assert "step 3: loss term 'pitch' is not finite on 1 of 2 ranks" in messages[0]
+    assert "step-00000002.pt" in messages[0]
+    kept = ckpt.list_checkpoints(tmp_path / "shared" / "ckpt")
+    assert [p.name for p in kept] == ["step-00000002.pt"]
+    assert all(torch.isfinite(v).all() for v in ckpt.read(kept[0])["state_dict"].values())
+
+
+def test_text_model_with_another_symbol_table_is_refused(tmp_path):
+    from tts.inference import SynthesisError, _load
+
+    cfg = tiny_cfg()
+    payload = ckpt.model_payload("fastspeech2", cfg, FastSpeech2(cfg), 1, "h")
+    assert payload["symbol_table"] == symbol_table_id()
+    ckpt.build_from_payload(payload)  # the current table: accepted
+    for stored in ("arpabet-stress-0:0123456789ab", None):
+        old = dict(payload, symbol_table=stored)
+        ckpt.save_atomic(old, tmp_path / "model.pt")
+        with pytest.raises(SynthesisError, match="symbol table.*re-train"):
+            _load(tmp_path / "model.pt", "fastspeech2")
+
+
+def test_torchrun_rendezvous_comes_from_the_environment(monkeypatch):
+    from stages.train import torchrun_command
+    from tts.tracking import Tracker
+
+    single = torchrun_command(4, ["fastspeech2"], {})
+    assert "--standalone" in single and "--nproc_per_node=4" in single
+    multi = torchrun_command(8, ["fastspeech2"], {"PET_NNODES": "2",
+                                                 "PET_RDZV_ENDPOINT": "node0:29500"})
+    assert "--standalone" not in multi and "--nproc_per_node=8" in multi
+    monkeypatch.setenv("TTS_TRACKING", "on")
+    monkeypatch.setenv("RANK", "1")
+    assert not Tracker("train_fastspeech2").enabled  # only rank 0 opens an MLflow run

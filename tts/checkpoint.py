@@ -1,8 +1,9 @@
 """Checkpoints: atomic writes, resume discovery, and models rebuilt from a file alone.
 
 A checkpoint is a dict with `model_name`, `config` (the model config dataclass as a dict),
-`config_hash`, `step`, `state_dict`, and, for resume checkpoints, `optimizer`,
-`scheduler` and `rng` state. `load_model(path)` needs nothing but the file: the registry
+`config_hash`, `step`, `state_dict`, `symbol_table` (text models: the phoneme table
+they were trained with; a mismatch is refused when the model is loaded), and, for resume
+checkpoints, `optimizer`, `scheduler` and `rng` state. `load_model(path)` needs nothing but the file: the registry
 maps `model_name` to its config class and network.
 """
 
@@ -18,7 +19,10 @@ from typing import Any
 
 import torch
 
+from tts.text import symbol_table_id
+
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8})\.pt$")
+SYMBOLS_KEY = "symbol_table"  # text models: tts.text.symbol_table_id() at training time
 
 
 class CheckpointError(RuntimeError):
@@ -40,6 +44,15 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_partial_writes(directory: str | Path, name: str = "") -> None:
+    """Delete the temp files `save_atomic` leaves when killed mid-write (`.NAME.*.tmp`;
+    every name when `name` is empty), so they pile up nowhere DVC hashes."""
+    directory = Path(directory)
+    if directory.is_dir():
+        for tmp in directory.glob(f".{name or '*'}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def checkpoint_path(directory: str | Path, step: int) -> Path:
@@ -68,17 +81,32 @@ def read(path: str | Path) -> dict:
 
 def model_payload(model_name: str, cfg: Any, model: torch.nn.Module, step: int,
                   config_hash: str, **extra: Any) -> dict:
-    """What a finished model file holds: enough to rebuild the network alone."""
+    """What a finished model file holds: enough to rebuild the network alone. Networks
+    that read phoneme ids also record the symbol table they were trained with."""
+    symbols = {SYMBOLS_KEY: symbol_table_id()} if hasattr(cfg, "n_symbols") else {}
     return {"model_name": model_name, "config": dataclasses.asdict(cfg),
-            "config_hash": config_hash, "step": step,
+            "config_hash": config_hash, "step": step, **symbols,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             **extra}
+
+
+def check_symbols(payload: dict, source: str) -> None:
+    """Refuse a text model trained with another symbol table than tts/text.py's."""
+    if "n_symbols" not in payload.get("config", {}):
+        return
+    stored, current = payload.get(SYMBOLS_KEY), symbol_table_id()
+    if stored != current:
+        raise CheckpointError(
+            f"{source} was trained with symbol table {stored or '(not recorded: older file)'}"
+            f" but tts/text.py now has {current}: its phoneme ids would mean other sounds; "
+            f"re-train it (`dvc repro` re-runs its training stage)")
 
 
 def build_from_payload(payload: dict, source: str = "checkpoint"):
     """(model_name, model, cfg) from a payload produced by `model_payload`."""
     from models import spec
 
+    check_symbols(payload, source)
     try:
         s = spec(payload["model_name"])
         cfg = s.config_cls(**payload["config"])

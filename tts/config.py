@@ -72,7 +72,7 @@ class DataConfig:
 class SplitConfig:
     seed: int = 1234
     val_count: int = 8
-    test_count: int = 12
+    test_count: int = 8
     min_duration: float = 0.5
     max_duration: float = 12.0
     max_phonemes: int = 200
@@ -133,8 +133,8 @@ class TrainConfig:
     """The `model:` section: training defaults every network inherits."""
 
     lr: float = 1e-3
-    batch_size: int = 16
-    steps: int = 300
+    batch_size: int = 8
+    steps: int = 500
     warmup_steps: int = 30
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     weight_decay: float = 0.0
@@ -151,6 +151,7 @@ class TrainConfig:
     cpu_threads: int = 1  # torch threads when training on CPU; 0 = torch's default
     init_from: str = ""  # fine-tune from this finished model file (or models folder); "" = scratch
     freeze: tuple[str, ...] = ()  # fine-tuning: named parts of the network kept fixed
+    deterministic: bool = False  # torch.use_deterministic_algorithms (matters on GPU)
 
 
     def validate(self, key: str) -> None:
@@ -384,7 +385,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"params file {path} is not valid YAML: {exc}") from exc
+        mark, opened = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        context = getattr(exc, "context", None)
+        if context and opened is not None and (mark is None or opened.line != mark.line):
+            context = f"{context} (line {opened.line + 1})"
+        problem = " ".join(str(p) for p in (context, getattr(exc, "problem", None)) if p)
+        raise ConfigError(f"{where}: params file is not valid YAML: {problem or exc}; fix "
+                          f"line {mark.line + 1 if mark else '?'}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: params file must be a mapping of sections")
     return parse_params(raw)
 
 
@@ -403,4 +413,25 @@ def parse_params(raw: dict) -> Params:
     for name in REGISTRY:  # validate every network section eagerly
         if _get_path(raw, spec(name).section) is not None:
             network_config(params, name)
+    check_paired_networks(params)
     return params
+
+
+# Fields two networks must agree on because one consumes the other's output, checked when
+# params load (not after both have trained): (network, network, fields).
+PAIRED_NETWORKS = (("dctts_text2mel", "dctts_ssrn", ("reduction", "mel_max")),)
+
+
+def check_paired_networks(params: Params) -> None:
+    from models import REGISTRY, spec
+
+    for first, second, fields in PAIRED_NETWORKS:
+        if first not in REGISTRY or second not in REGISTRY:
+            continue
+        (_, a), (_, b) = network_config(params, first), network_config(params, second)
+        for name in fields:
+            if getattr(a, name) != getattr(b, name):
+                raise ConfigError(
+                    f"params: `{spec(first).section}.{name}` = {getattr(a, name)!r} and "
+                    f"`{spec(second).section}.{name}` = {getattr(b, name)!r} must be equal "
+                    f"({second} consumes {first}'s output); set both to the same value")

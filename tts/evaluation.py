@@ -72,7 +72,7 @@ GROUND_TRUTH_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    utterances: int = 12  # test utterances evaluated: the first N of test.tsv (0 = all)
+    utterances: int = 8  # test utterances evaluated: the first N of test.tsv (0 = all)
     # They are processed shortest first; the subsets below are the shortest ones.
     wavenet_utterances: int = 1  # WaveNet samples one value at a time: only N (0 = none)
     report_utterances: int = 3  # test sentences with audio players in the report

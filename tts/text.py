@@ -16,6 +16,7 @@ synthesis both call `phonemize`, so the two can never disagree. Everything is of
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -42,6 +43,13 @@ SYMBOLS_VERSION = "arpabet-stress-1"  # bump on any change to SYMBOLS
 FRONTEND_VERSION = "1"
 PAD_ID = 0
 _SYMBOL_ID = {s: i for i, s in enumerate(SYMBOLS)}
+
+
+def symbol_table_id() -> str:
+    """SYMBOLS_VERSION plus a digest of the table itself, so an edit that forgets the
+    version bump still changes it. Stored in every text model's checkpoints."""
+    digest = hashlib.sha256("\n".join(SYMBOLS).encode()).hexdigest()[:12]
+    return f"{SYMBOLS_VERSION}:{digest}"
 
 
 class UnspeakableTextError(ValueError):

@@ -41,13 +41,20 @@ def tracking_uri(root: Path | None = None) -> str:
     return f"sqlite:///{(root or repo_root()) / STORE_FILE}"
 
 
+def process_rank() -> int:
+    """This process's rank under torchrun (`RANK`), 0 otherwise."""
+    return int(os.environ.get("RANK", "0"))
+
+
 class Tracker:
-    """One MLflow run per stage execution; a no-op when disabled or not rank 0."""
+    """One MLflow run per stage execution; a no-op when disabled or off rank 0 (under
+    torchrun only rank 0 opens a run, so ranks never write the SQLite store at once)."""
 
     def __init__(self, stage: str, enabled: bool = True, root: Path | None = None):
         self.stage = stage
         self.root = root or repo_root()
-        self.enabled = enabled and os.environ.get(DISABLE_ENV, "on") != "off"
+        self.enabled = (enabled and os.environ.get(DISABLE_ENV, "on") != "off"
+                        and process_rank() == 0)
         self.run_id: str | None = None
 
     def __enter__(self) -> "Tracker":

@@ -26,14 +26,22 @@ from tqdm import tqdm
 from tts import checkpoint as ckpt
 from tts.config import TrainConfig, config_hash
 from tts.data import BatchPlan
+from tts.text import symbol_table_id
 from tts.tracking import Tracker, write_metrics, write_plot
 
 # Fields of TrainConfig that change how a run is observed or scheduled, not what it
 # computes: they may differ between an interrupted run and its resumption.
+# `cpu_threads` is not among them: the intra-op thread count partitions reductions and
+# GEMMs differently, so it changes the numbers (measured: 1 vs 2 threads, FastSpeech 2,
+# 30 steps: weights 1e-3 apart); the effective count is part of the run hash.
 # `init_from` is a location: the base model's sha256 goes into the hash instead.
 NON_SEMANTIC_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
-                       "val_utterances", "cpu_threads", "init_from")
+                       "val_utterances", "init_from")
+# Metrics that measure the machine, not the model: kept out of the model file so the
+# same params and data give the same bytes (they still go to the metrics JSON and MLflow).
+TIMING_METRICS = ("steps_per_second",)
 STALE_DIR = "stale"  # checkpoints of another config are moved here, never mixed in
+CORRUPT_DIR = "corrupt"  # unreadable checkpoints are moved here; resume uses an older one
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -62,6 +70,19 @@ def run_hash(name: str, model_cfg: Any, train: TrainConfig, data_fingerprint: st
                 if k not in NON_SEMANTIC_FIELDS}
     return config_hash({"name": name, "data": data_fingerprint, **(extra or {})},
                        model_cfg, semantic)
+
+
+def set_deterministic(enabled: bool) -> None:
+    """`model.deterministic`: PyTorch's deterministic algorithms (docs/architecture.md,
+    "Reproducibility"). CPU training is bitwise reproducible without it; on GPU it makes
+    cuBLAS and cuDNN pick deterministic kernels and errors on ops that have none."""
+    if not enabled:
+        return
+    # cuBLAS needs a fixed workspace before its first handle is created
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 def seed_everything(seed: int) -> None:
@@ -134,14 +155,30 @@ def to_device(batch: dict, device: torch.device) -> dict:
             for k, v in batch.items()}
 
 
-def _check_finite(losses: dict[str, torch.Tensor], step: int, last_good: Path | None) -> None:
-    for term, value in losses.items():
-        if torch.is_tensor(value) and not torch.isfinite(value).all():
-            kept = f"last good checkpoint kept: {last_good}" if last_good else \
-                "no checkpoint written yet"
-            raise NonFiniteLossError(
-                f"step {step}: loss term '{term}' is {value.detach().float().cpu().item()}; "
-                f"stopping ({kept}). Lower the learning rate or check the data.")
+def _check_finite(losses: dict[str, torch.Tensor], step: int, last_good: Path | None,
+                  world: int = 1) -> None:
+    """Raise NonFiniteLossError naming step and term when a loss term is NaN/inf.
+
+    Under DDP the per-term flags are all-reduced first, so every rank stops at the same
+    step with the same message instead of the healthy ranks waiting forever in backward's
+    gradient all-reduce for the one that raised."""
+    terms = [(name, value) for name, value in losses.items() if torch.is_tensor(value)]
+    if not terms:
+        return
+    bad = torch.stack([(~torch.isfinite(value.detach())).any() for _, value in terms]).float()
+    if world > 1:
+        torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.SUM)
+    if not bool((bad > 0).any()):
+        return
+    index = int((bad > 0).nonzero()[0])
+    term, value = terms[index]
+    kept = f"last good checkpoint kept: {last_good}" if last_good else \
+        "no checkpoint written yet"
+    what = (f"is not finite on {int(bad[index])} of {world} ranks" if world > 1
+            else f"is {value.detach().float().cpu().item()}")
+    raise NonFiniteLossError(
+        f"step {step}: loss term '{term}' {what}; stopping ({kept}). Lower the learning "
+        f"rate or check the data.")
 
 
 class Trainer:
@@ -160,6 +197,7 @@ class Trainer:
             # measured: small models on 2 cores train up to 10x faster on one thread than
             # with torch's default, whose spinning threads contend with everything else
             torch.set_num_threads(train.cpu_threads)
+        set_deterministic(train.deterministic)
         seed_everything(train.seed)
         self.model = model.to(self.device)
         if teacher is not None:
@@ -168,7 +206,11 @@ class Trainer:
         self.tracker = tracker or Tracker(name, enabled=False)
         self.log_media, self.quiet = log_media, quiet
         self.payload_extra = payload_extra or {}  # recorded in every checkpoint (provenance)
-        self.hash = run_hash(name, model_cfg, train, data.fingerprint, hash_extra)
+        numerics = {"threads": torch.get_num_threads()} if self.device.type == "cpu" else {}
+        if hasattr(model_cfg, "n_symbols"):  # a new symbol table never resumes an old run
+            numerics["symbol_table"] = symbol_table_id()
+        self.hash = run_hash(name, model_cfg, train, data.fingerprint,
+                             {**(hash_extra or {}), **numerics})
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=train.lr,
                                            weight_decay=train.weight_decay)
@@ -191,20 +233,38 @@ class Trainer:
                                   history=self.history, **self.payload_extra)
 
     def save_checkpoint(self) -> None:
+        path = ckpt.checkpoint_path(self.paths.checkpoints, self.step)
+        self.last_good = path  # every rank names it in a non-finite-loss message
         if self.rank != 0:
             return
-        path = ckpt.save_atomic(self._payload(),
-                                ckpt.checkpoint_path(self.paths.checkpoints, self.step))
-        self.last_good = path
+        ckpt.save_atomic(self._payload(), path)
         for old in ckpt.list_checkpoints(self.paths.checkpoints)[:-self.train.keep_checkpoints]:
             old.unlink()
 
     def resume(self) -> bool:
-        """Load the newest checkpoint if its config hash matches; else start fresh."""
+        """Load the newest readable checkpoint if its config hash matches; else start fresh.
+
+        A checkpoint that cannot be read (truncated by a full disk, a foreign file) is
+        moved to `corrupt/` with a message, and the one before it is tried."""
+        if self.rank == 0:
+            ckpt.remove_partial_writes(self.paths.checkpoints)
+            ckpt.remove_partial_writes(self.paths.out.parent, self.paths.out.name)
         found = ckpt.list_checkpoints(self.paths.checkpoints)
-        if not found:
+        payload = None
+        while found and payload is None:
+            try:
+                payload = ckpt.read(found[-1])
+            except ckpt.CheckpointError as exc:
+                corrupt = self.paths.checkpoints / CORRUPT_DIR
+                self._say(f"[{self.name}] {exc.__cause__ or exc}: {found[-1].name} is "
+                          f"unreadable; moved to {corrupt}, trying the one before it")
+                if self.rank == 0:
+                    corrupt.mkdir(parents=True, exist_ok=True)
+                    if found[-1].exists():
+                        found[-1].replace(corrupt / found[-1].name)
+                found.pop()
+        if payload is None:
             return False
-        payload = ckpt.read(found[-1])
         if payload.get("config_hash") != self.hash:
             self._say(f"[{self.name}] {found[-1]} was written for another config or data "
                       f"(hash {payload.get('config_hash')} != {self.hash}): starting fresh; "
@@ -238,7 +298,7 @@ class Trainer:
         batch = self._batch(self.step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             losses = self.loss_module(batch)
-        _check_finite(losses, self.step, self.last_good)
+        _check_finite(losses, self.step, self.last_good, self.world)
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
@@ -274,7 +334,8 @@ class Trainer:
                     values |= self.model.scores(batch)
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v / len(self.data.val_batches)
-        if self.log_media and self.data.val_batches and hasattr(self.model, "sample"):
+        if (self.log_media and self.rank == 0 and self.data.val_batches
+                and hasattr(self.model, "sample")):
             media = self.model.sample(to_device(self.data.val_batches[0], self.device))
             self.log_media(self.tracker, media, self.data.val_batches[0], self.step)
         self.model.train()
@@ -317,14 +378,17 @@ class Trainer:
                 torch.distributed.broadcast(buffer, src=0)
         if not val:  # resumed at the end: still report validation
             val = self.validate()
+        if not latest and self.history:  # resumed at the end: the last logged step's losses
+            latest = {k: v for k, v in self.history[-1].items() if k not in ("step", "lr")}
         elapsed = time.perf_counter() - started
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         metrics = {"step": self.step, "parameters": n_params,
                    "steps_per_second": (self.step - start) / elapsed if self.step > start else 0.0,
                    **{f"train_{k}": v for k, v in latest.items()}, **val}
         if self.rank == 0:
+            stored = {k: v for k, v in metrics.items() if k not in TIMING_METRICS}
             ckpt.save_atomic(ckpt.model_payload(self.name, self.model_cfg, self.model,
-                                                self.step, self.hash, metrics=metrics,
+                                                self.step, self.hash, metrics=stored,
                                                 **self.payload_extra),
                              self.paths.out)
             if self.paths.metrics:
