@@ -45,7 +45,7 @@ TINY = {
 # Training keys a network section may set for the full-size run; the tiny run removes them
 # so the `model.*` values above apply to every network.
 TINY_TRAINING_KEYS = ("steps", "warmup_steps", "log_every", "val_every", "checkpoint_every",
-                      "val_utterances")
+                      "val_utterances", "val_listen_clips", "val_listen_seconds")
 # Per-file overrides appended by later stages (noise search, evaluation) for speed.
 TINY_EXTRA_FILE = ROOT / "tests" / "tiny_params.yaml"
 

@@ -149,6 +149,9 @@ class TrainConfig:
     val_utterances: int = 4
     segment_frames: int = 32  # mel frames per random training segment (segment-trained networks)
     cpu_threads: int = 1  # torch threads when training on CPU; 0 = torch's default
+    val_listen_clips: int = 2  # validation clips scored by ear (predicted MOS, recognizer
+    # CER) at every validation (tts.quality); 0 = off
+    val_listen_seconds: float = 3.0  # segment-trained networks: clips cut to this length
 
 
     def validate(self, key: str) -> None:
@@ -163,6 +166,8 @@ class TrainConfig:
                      "val_utterances", "segment_frames"):
             _check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
         _check(self.cpu_threads >= 0, f"{key}.cpu_threads", "must be >= 0 (0 = torch default)")
+        _check(self.val_listen_clips >= 0, f"{key}.val_listen_clips", "must be >= 0 (0 = off)")
+        _check(self.val_listen_seconds > 0, f"{key}.val_listen_seconds", "must be positive")
 
 
 # Sections owned by later stages declare their dataclass in the module that uses it and

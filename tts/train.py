@@ -31,7 +31,7 @@ from tts.tracking import Tracker, write_metrics, write_plot
 # Fields of TrainConfig that change how a run is observed or scheduled, not what it
 # computes: they may differ between an interrupted run and its resumption.
 NON_SEMANTIC_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
-                       "val_utterances", "cpu_threads")
+                       "val_utterances", "cpu_threads", "val_listen_clips", "val_listen_seconds")
 STALE_DIR = "stale"  # checkpoints of another config are moved here, never mixed in
 
 
@@ -149,7 +149,8 @@ class Trainer:
     def __init__(self, name: str, model: torch.nn.Module, model_cfg: Any, train: TrainConfig,
                  data: TrainData, paths: RunPaths, tracker: Tracker | None = None,
                  teacher: torch.nn.Module | None = None, hash_extra: dict | None = None,
-                 log_media: Callable | None = None, quiet: bool = False):
+                 log_media: Callable | None = None, quiet: bool = False,
+                 listen: Callable | None = None):
         self.name, self.model_cfg, self.train, self.data, self.paths = \
             name, model_cfg, train, data, paths
         self.rank, self.world = distributed()
@@ -165,6 +166,7 @@ class Trainer:
             self.model.bind_teacher(teacher)
         self.tracker = tracker or Tracker(name, enabled=False)
         self.log_media, self.quiet = log_media, quiet
+        self.listen = listen  # (model, val_batches) -> {"mos", "cer"}: tts.quality
         self.hash = run_hash(name, model_cfg, train, data.fingerprint, hash_extra)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=train.lr,
@@ -274,6 +276,8 @@ class Trainer:
         if self.log_media and self.data.val_batches and hasattr(self.model, "sample"):
             media = self.model.sample(to_device(self.data.val_batches[0], self.device))
             self.log_media(self.tracker, media, self.data.val_batches[0], self.step)
+        if self.listen and self.rank == 0:
+            sums |= self.listen(self.model, self.data.val_batches)
         self.model.train()
         return {f"val_{k}": v for k, v in sums.items()}
 
@@ -303,6 +307,10 @@ class Trainer:
                 val = self.validate()
                 if self.rank == 0:
                     self.tracker.log_metrics(val, self.step)
+                if self.history and self.history[-1]["step"] == self.step:
+                    self.history[-1].update(val)  # the plots TSV gets the learning curve
+                else:
+                    self.history.append({"step": self.step, **val})
             if self.step % train.checkpoint_every == 0 or done or self.step == stop_at:
                 self.save_checkpoint()
             if self.step == stop_at:
