@@ -76,8 +76,15 @@ class SplitConfig:
     min_duration: float = 0.5
     max_duration: float = 12.0
     max_phonemes: int = 200
+    transcript_recognizer: str = "none"  # whisper | none: confirm transcripts by ear
+    max_transcript_cer: float = 0.5  # drop an utterance whose recognizer CER is above this
+    workers: int = 0  # processes for the transcript check; 0 = all cores
 
     def validate(self, key: str) -> None:
+        _check(self.transcript_recognizer in ("whisper", "none"),
+               f"{key}.transcript_recognizer", "must be whisper or none")
+        _check(self.max_transcript_cer > 0, f"{key}.max_transcript_cer", "must be positive")
+        _check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
         _check(self.val_count >= 1, f"{key}.val_count", "must be at least 1")
         _check(self.test_count >= 1, f"{key}.test_count", "must be at least 1")
         _check(0 <= self.min_duration < self.max_duration, f"{key}.min_duration",
