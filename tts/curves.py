@@ -3,9 +3,9 @@
 Training writes one DVC plots TSV per network (`plots/train/<network>.tsv`, one row per
 logged step). Validation rows carry `val_loss` and, where the validation probe runs
 (`tts.quality`), `val_mos` (predicted MOS, higher is better) and `val_cer` (recognizer
-CER, lower is better). `trend` reads the validation points of one signal and calls a
-network *still improving* when its last point is a new best by more than `tolerance` of
-the curve's range: more steps would probably still pay.
+CER, lower is better). `trend` reads the validation points of each signal and calls a
+network *still improving* when, for any of them, the last point is a new best by more
+than `tolerance` of the curve's range: more steps would probably still pay.
 """
 
 from __future__ import annotations
@@ -44,8 +44,11 @@ def series(rows: list[dict], name: str) -> tuple[list[float], list[float]]:
 
 
 def trend(rows: list[dict], tolerance: float = TOLERANCE) -> dict:
-    """{"signal", "improving", "last", "previous", "last_steps", "points"} for the first
-    signal of `SIGNALS` with at least `MIN_POINTS` points; {} when none has."""
+    """{"signal", "improving", "last", "previous", "last_steps", "points"}: still improving
+    when any signal of `SIGNALS` with at least `MIN_POINTS` points is (reported: the first
+    such signal; otherwise the first signal checked); {} when no signal has enough points.
+    A CER stuck at 1 while the loss still falls is an under-trained network too."""
+    found = []
     for name, better in SIGNALS:
         steps, values = series(rows, name)
         if len(values) < MIN_POINTS:
@@ -54,10 +57,12 @@ def trend(rows: list[dict], tolerance: float = TOLERANCE) -> dict:
         earlier_best = min(sign * v for v in values[:-1])
         span = max(values) - min(values)
         improving = sign * values[-1] < earlier_best - tolerance * span and span > 0
-        return {"signal": name, "improving": bool(improving), "last": values[-1],
-                "previous": values[-2], "last_steps": int(steps[-1] - steps[-2]),
-                "points": len(values)}
-    return {}
+        found.append({"signal": name, "improving": bool(improving), "last": values[-1],
+                      "previous": values[-2], "last_steps": int(steps[-1] - steps[-2]),
+                      "points": len(values)})
+    if not found:
+        return {}
+    return next((f for f in found if f["improving"]), found[0])
 
 
 def network_trends(folder: Path, tolerance: float = TOLERANCE) -> dict[str, dict]:
