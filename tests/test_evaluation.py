@@ -121,6 +121,7 @@ def test_copy_synthesis_and_ground_truth(evaluated):
     assert truth["stoi"] == pytest.approx(1, abs=1e-3) and truth["pesq"] > 4.4
     assert truth["wer"] is not None and truth["wer"] <= 1.0
     assert truth["mos"] is not None and 1 <= truth["mos"] <= 5
+    assert truth["mcd_band_floor"] >= 0
     assert evaluated["truth"]["counts"]["wer"] == N_TEST
     lo, hi = evaluated["truth"]["intervals"]["mos"]
     assert lo <= truth["mos"] <= hi

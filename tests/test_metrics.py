@@ -145,3 +145,14 @@ def test_mcd_scale_does_not_depend_on_n_mels(mini_corpus):
     values = [M.spectral_metrics(wav, noisy, dataclasses.replace(CFG, n_mels=n))["mcd"]
               for n in (40, 80, 128)]
     assert values[0] == pytest.approx(values[1]) == pytest.approx(values[2])
+
+
+def test_band_limit_floor_of_mcd_on_real_speech(mini_corpus):
+    """The mels stop at audio.fmax (8 kHz); the recording against its own low-pass there
+    is the MCD no resynthesis from those mels can beat."""
+    import dataclasses
+
+    wav = load_wav(mini_corpus / "wavs" / "LJ001-0002.wav", SR)
+    floor = M.band_limit_mcd(wav, CFG)
+    assert 5.0 < floor < 14.0
+    assert M.band_limit_mcd(wav, dataclasses.replace(CFG, fmax=SR / 2)) == 0.0

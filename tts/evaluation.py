@@ -51,6 +51,7 @@ WARMUP_FRAMES = 4
 # Every reported metric: (label, better: "low" | "high" | "one" (closest to 1), format).
 METRICS: dict[str, tuple[str, str, str]] = {
     "mcd": ("MCD-DTW dB", "low", "{:.2f}"),
+    "mcd_band_floor": ("MCD of the fmax low-pass", "low", "{:.2f}"),
     "log_f0_rmse": ("log-F0 RMSE", "low", "{:.3f}"),
     "f0_rmse_cents": ("F0 RMSE cents", "low", "{:.0f}"),
     "voicing_error": ("voicing err", "low", "{:.3f}"),
@@ -78,7 +79,7 @@ PAIR_METRICS = ("wer", "wer_gap", "mos", "mos_gap", "cer", "mcd", "log_f0_rmse",
 COPY_METRICS = ("wer", "mos", "mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi",
                 "rtf")
 GROUND_TRUTH_METRICS = ("wer", "cer", "mos", "mcd", "log_f0_rmse", "voicing_error", "stft",
-                        "pesq", "stoi", "duration_ratio")
+                        "pesq", "stoi", "duration_ratio", "mcd_band_floor")
 GAPS = {"wer_gap": "wer", "mos_gap": "mos"}  # pair minus recordings, per shared utterance
 RECOGNIZER_CHOICES = ("whisper", "pocketsphinx", "none")
 BOOTSTRAP_SEED = 1234  # the intervals' resampling: same rows, same interval
@@ -430,7 +431,7 @@ def evaluate_ground_truth(utterances: list[TestUtterance], out: Path, audio_cfg,
     rows, audio_links = [], []
     for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):
         row = {"id": utt.id, **copy_metrics(utt.audio, utt.audio, audio_cfg, cfg),
-               "duration_ratio": 1.0,
+               "duration_ratio": 1.0, "mcd_band_floor": M.band_limit_mcd(utt.audio, audio_cfg),
                **listen(scorers, utt.audio, rate, utt.text)}
         if i < cfg.report_utterances:
             audio_links.append({"id": utt.id, "text": utt.text,

@@ -20,7 +20,10 @@ fastdtw); its later SPTK version takes the mel-cepstra from SPTK's iterative `mc
 windowed STFT frames instead. The WORLD route is kept because CheapTrick's envelope does
 not depend on where the harmonics fall, so a vocoder's pitch error shows in the F0
 columns rather than in MCD. The value does not depend on the mel features (`n_mels`): it
-is computed from the waveforms.
+is computed from the waveforms. It does see the whole band up to Nyquist, so a system
+that resynthesizes from mels ending at `audio.fmax` cannot go below `band_limit_mcd` (the
+recording against its own fmax low-pass: 8.5-10 dB on LJSpeech with fmax 8 kHz at
+22.05 kHz; Griffin-Lim copy synthesis scores 11.3 dB there).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ MCEP_ORDER = 34  # cepstral coefficients compared (c1..c34)
 MCD_SCALE = 10.0 / math.log(10.0) * math.sqrt(2.0)  # dB per natural-log cepstral distance
 ENVELOPE_FLOOR = 1e-10  # power floor of the WORLD envelope (digital silence: -100 dB)
 PESQ_RATE = 16000  # wide-band PESQ is defined at 16 kHz
+BAND_LIMIT_ORDER = 10  # Butterworth order of the fmax low-pass in `band_limit_mcd`
 
 
 @functools.lru_cache(maxsize=None)
@@ -125,6 +129,20 @@ def spectral_metrics(ref_wav: np.ndarray, syn_wav: np.ndarray, cfg) -> dict:
     path = dtw_align(ref_cep, syn_cep)
     return {"mcd": mcd(ref_cep, syn_cep, path),
             **f0_errors(ref_wav, syn_wav, path, cfg, ref_pitch, syn_pitch)}
+
+
+def band_limit_mcd(wav: np.ndarray, cfg) -> float:
+    """MCD between a recording and itself low-passed at `cfg.fmax`: the least MCD any
+    system reaches that resynthesizes from mels ending at fmax (the mel-cepstrum spans the
+    whole band to Nyquist). About 9 dB for LJSpeech at 22.05 kHz with fmax 8 kHz."""
+    from scipy.signal import butter, sosfiltfilt
+
+    if cfg.fmax >= cfg.sample_rate / 2:
+        return 0.0
+    sos = butter(BAND_LIMIT_ORDER, cfg.fmax, fs=cfg.sample_rate, output="sos")
+    low = sosfiltfilt(sos, np.asarray(wav, dtype=np.float64)).astype(np.float32)
+    ref_cep, low_cep = mel_cepstrum(wav, cfg), mel_cepstrum(low, cfg)
+    return mcd(ref_cep, low_cep, Alignment(np.arange(len(ref_cep)), np.arange(len(ref_cep))))
 
 
 def stft_distance(ref_wav: np.ndarray, syn_wav: np.ndarray) -> float:

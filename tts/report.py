@@ -217,7 +217,11 @@ def verdict_list(facts: dict) -> str:
     if floor:
         items.append(f"<b>Floor</b> (the recordings, n = {floor['n']}): WER "
                      f"{_with_ci(floor, 'wer')}, predicted MOS {_with_ci(floor, 'mos')}. "
-                     f"No pair can be judged below it.")
+                     f"No pair can be judged below it."
+                     + (f" MCD cannot go below {_with_ci(floor, 'mcd_band_floor')} dB: the "
+                        f"recordings against their own low-pass at the mels' upper "
+                        f"frequency (audio.fmax)."
+                        if floor["metrics"].get("mcd_band_floor") else ""))
     gap = facts.get("intelligible_wer_gap", 0.1)
     if "intelligible" in facts:
         names = ", ".join(html.escape(p["label"]) for p in facts["intelligible"]) or "none"
@@ -427,7 +431,8 @@ def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, f
     if facts.get("floor"):
         f = facts["floor"]
         lines.append(f"- Floor (recordings, n = {f['n']}): WER {_with_ci(f, 'wer')}, "
-                     f"predicted MOS {_with_ci(f, 'mos')}")
+                     f"predicted MOS {_with_ci(f, 'mos')}; MCD floor of the mel band limit "
+                     f"(audio.fmax) {_with_ci(f, 'mcd_band_floor')} dB")
     if "intelligible" in facts:
         lines.append(f"- Intelligible (WER within {facts['intelligible_wer_gap']:g} of the "
                      f"recordings): {', '.join(p['label'] for p in facts['intelligible']) or 'none'}")
