@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -203,7 +202,3 @@ def load_recognizer(kind: str = "whisper", model: str | Path = "", device: str =
         return PocketSphinxRecognizer()
     raise RecognizerError(f"unknown recognizer {kind!r}; choose from {list(RECOGNIZERS)}")
 
-
-def offline_hub() -> None:
-    """Make any accidental hub access fail fast instead of downloading (run-time offline)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
