@@ -192,8 +192,8 @@ def actions(facts: dict) -> list[str]:
         best = min(facts["unintelligible"], key=lambda p: p["metrics"]["wer_gap"])
         todo.append(f"No pair is intelligible yet (best: {best['label']}, WER "
                     f"{fmt('wer', best['metrics'].get('wer'))} against the recordings' "
-                    f"{fmt('wer', facts.get('floor_wer'))}): train longer (the networks above) "
-                    f"or use a bigger preset.")
+                    f"{fmt('wer', facts.get('floor_wer'))}): raise the networks' `steps` "
+                    f"or use a bigger preset (presets/).")
     if not todo and facts.get("intelligible"):
         todo.append("Every network had stopped improving; compare pairs by MOS and MCD, or "
                     "move to a larger preset to lower the floor further.")
@@ -341,8 +341,14 @@ def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts
     copy_table = metric_table(copies, COPY_METRICS, facts.get("truth_copies", truth)) \
         if copies else "<p>No vocoder evaluated yet.</p>"
     partial_html = ""
+    skipped = [r for r in partial if not r["n"]]
+    partial = [r for r in partial if r["n"]]
+    if skipped:
+        partial_html += ("<p class=\"note\">Not evaluated on any sentence (e.g. "
+                         "<code>evaluate.wavenet_utterances: 0</code>): "
+                         + ", ".join(html.escape(r["label"]) for r in skipped) + ".</p>")
     if partial:
-        partial_html = (
+        partial_html += (
             "<h2>Evaluated on fewer sentences (not ranked)</h2><p class=\"note\">These rows "
             "ran on a subset of the test sentences (WaveNet generates one sample at a time: "
             "<code>evaluate.wavenet_utterances</code>), so their means are not comparable with "
@@ -460,9 +466,13 @@ def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, f
     lines += ["", "## Copy synthesis", ""]
     lines.append(markdown_table(copies, COPY_METRICS, facts.get("truth_copies", truth))
                  if copies else "No vocoder evaluated yet.")
+    skipped = [r["label"] for r in partial if not r["n"]]
+    partial = [r for r in partial if r["n"]]
     if partial:
         lines += ["", "## Evaluated on fewer sentences (not ranked)", ""]
         lines.append(markdown_table(partial, ALL_METRICS))
+    if skipped:
+        lines += ["", f"Not evaluated on any sentence: {', '.join(skipped)}"]
     return "\n".join(lines) + "\n"
 
 
