@@ -158,7 +158,7 @@ class TrainConfig:
     cpu_threads: int = 1  # torch threads when training on CPU; 0 = torch's default
     val_listen_clips: int = 2  # validation clips scored by ear (predicted MOS, recognizer
     # CER) at every validation (tts.quality); 0 = off
-    val_listen_seconds: float = 3.0  # segment-trained networks: clips cut to this length
+    val_listen_seconds: float = 2.0  # segment-trained networks: clips cut to this length
 
 
     def validate(self, key: str) -> None:
