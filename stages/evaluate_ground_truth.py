@@ -19,16 +19,18 @@ from tts.config import ConfigError, load_params
 from tts.corpus import CorpusError, staged_dir
 
 
+def _scoring_device(params) -> str:
+    from tts.inference import resolve_device
+
+    return str(resolve_device(params.section("synth").device))
+
+
 def run(params, split: Path, features: Path, out: Path) -> dict:
     cfg = params.section("evaluate")
     utterances = E.test_utterances(split, features, cfg.utterances)
-    recognizer = None
-    if cfg.recognizer:
-        from tts.metrics import Recognizer
-
-        recognizer = Recognizer()
+    scorers = E.load_scorers(cfg, _scoring_device(params))
     with staged_dir(out) as tmp:
-        summary = E.evaluate_ground_truth(utterances, tmp, params.audio, cfg, recognizer)
+        summary = E.evaluate_ground_truth(utterances, tmp, params.audio, cfg, scorers)
         E.write_summary(tmp, [summary])
     return summary
 

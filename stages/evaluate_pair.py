@@ -21,19 +21,21 @@ from tts.corpus import CorpusError, staged_dir
 from tts.inference import SynthesisError, load_synthesizer
 
 
+def _scoring_device(params) -> str:
+    from tts.inference import resolve_device
+
+    return str(resolve_device(params.section("synth").device))
+
+
 def run(params, acoustic: str, vocoder: str, models: Path, split: Path, features: Path,
         out: Path) -> dict:
     cfg = params.section("evaluate")
     synth = load_synthesizer(acoustic, vocoder, params.audio, params.section("text"),
                              params.section("synth"), models)
     utterances = E.test_utterances(split, features, cfg.utterances)
-    recognizer = None
-    if cfg.recognizer:
-        from tts.metrics import Recognizer
-
-        recognizer = Recognizer()
+    scorers = E.load_scorers(cfg, _scoring_device(params))
     with staged_dir(out) as tmp:
-        summary = E.evaluate_pair(synth, utterances, tmp, params.audio, cfg, recognizer)
+        summary = E.evaluate_pair(synth, utterances, tmp, params.audio, cfg, scorers)
         E.write_summary(tmp, [summary])
     return summary
 

@@ -32,9 +32,10 @@ def run(params, vocoder: str, models: Path, split: Path, features: Path, out: Pa
     for v in vocoders:
         inference.check_contract(params.audio, (v.name, v.cfg))
     utterances = E.test_utterances(split, features, cfg.utterances)
+    scorers = E.load_scorers(cfg, str(device))
     with staged_dir(out) as tmp:
         summaries = [E.evaluate_copy(v, utterances, tmp, params.audio, cfg, synth_cfg.seed,
-                                     device) for v in vocoders]
+                                     device, scorers) for v in vocoders]
         E.write_summary(tmp, summaries)
     return summaries
 

@@ -1,9 +1,13 @@
 """Stage `split`: check every utterance of `--corpus` and write train/val/test lists.
 
-Utterances with missing, unreadable, empty or silent audio, empty or unspeakable text, or a
-duration / phoneme count outside `split.*` go to `dropped.tsv` with the reason. The rest are
-ranked by a hash of (`split.seed`, id): the same corpus gives the same split whatever order
-its files are listed in. `report.json` has the counts, drops by reason and hours per split.
+Utterances with missing, unreadable, empty, silent or non-finite (NaN/inf) audio, empty or
+unspeakable text, a duration / phoneme count outside `split.*`, or (with
+`split.transcript_recognizer: whisper`) a transcript the recognizer does not confirm
+(character error rate above `split.max_transcript_cer`) go to `dropped.tsv` with the reason
+code and a detail naming the file or what was heard. The rest are ranked by a hash of
+(`split.seed`, id): the same corpus gives the same split whatever order its files are
+listed in. `report.json` has the counts, drops by reason, hours per split, how many inputs
+features will resample or down-mix, and the transcript check's CER statistics and cost.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ the latest evaluation (--metrics) that matches the other name; without an evalua
 `synth.acoustic` / `synth.vocoder` from params. Long text is split at sentence boundaries
 and joined with `synth.sentence_pause` seconds of silence. Not a DVC stage: it reads the
 finished models and writes only --out.
+
+Then it listens to what it wrote: the recognizer of `evaluate.recognizer` (Whisper tiny.en
+by default) prints what it heard with the word error rate against --text, and DistillMOS
+the predicted MOS (1-5), so a user sees at once whether the output is intelligible.
+`--no-check` skips both.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from tts.audio import save_wav
 from tts.config import ConfigError, load_params
 from tts.evaluation import best_pair
 from tts.inference import MODEL_ROOT, SynthesisError, check_name, load_synthesizer
+from tts.mos import MOSError
+from tts.recognizer import RecognizerError
 
 EVALUATION_METRICS = Path("metrics/evaluate.json")
 FIGURE_DPI = 100
@@ -44,8 +51,24 @@ def choose_pair(acoustic: str, vocoder: str, metrics: Path, cfg) -> tuple[str, s
             f"synth.acoustic / synth.vocoder defaults (no evaluation in {metrics})")
 
 
+def listen(params, wav, sample_rate: int, text: str) -> dict:
+    """What the recognizer heard (with WER/CER against `text`) and the predicted MOS."""
+    from tts.evaluation import listen as score, load_scorers
+
+    cfg = params.section("evaluate")
+    heard = score(load_scorers(cfg), wav, sample_rate, text)
+    out = {}
+    if "hypothesis" in heard:
+        out.update(heard=heard["hypothesis"], wer=round(heard["wer"], 3),
+                   cer=round(heard["cer"], 3))
+    if heard.get("mos") is not None:
+        out["predicted_mos"] = round(heard["mos"], 2)
+    return out
+
+
 def run(params, text: str, out: Path, acoustic: str = "", vocoder: str = "",
-        models: Path = MODEL_ROOT, metrics: Path = EVALUATION_METRICS) -> dict:
+        models: Path = MODEL_ROOT, metrics: Path = EVALUATION_METRICS,
+        check: bool = True) -> dict:
     cfg = params.section("synth")
     acoustic, vocoder, why = choose_pair(acoustic, vocoder, metrics, cfg)
     synth = load_synthesizer(acoustic, vocoder, params.audio, params.section("text"), cfg, models)
@@ -57,10 +80,14 @@ def run(params, text: str, out: Path, acoustic: str = "", vocoder: str = "",
     fig.savefig(figure, dpi=FIGURE_DPI)
     plots.close(fig)
     compute = result.acoustic_seconds + result.vocoder_seconds
-    return {"acoustic": acoustic, "vocoder": synth.vocoder.label, "chosen": why,
+    info = {"acoustic": acoustic, "vocoder": synth.vocoder.label, "chosen": why,
             "wav": str(out), "png": str(figure), "seconds": round(result.seconds, 3),
             "sentences": len(result.chunks), "rtf": round(compute / result.seconds, 4),
             "hit_max_length": result.hit_max_length}
+    if check:
+        audio = result.audio.numpy() if hasattr(result.audio, "numpy") else result.audio
+        info.update(listen(params, audio, result.sample_rate, text))
+    return info
 
 
 def main() -> None:
@@ -72,17 +99,25 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=MODEL_ROOT, help="folder of finished models")
     parser.add_argument("--metrics", type=Path, default=EVALUATION_METRICS,
                         help="evaluation metrics that rank the pairs")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the recognizer transcript and predicted MOS")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
     text = sys.stdin.read() if args.text == "-" else args.text
     try:
         info = run(load_params(args.params), text, args.out, args.acoustic.strip(),
-                   args.vocoder.strip(), args.models, args.metrics)
-    except (ConfigError, SynthesisError) as exc:
+                   args.vocoder.strip(), args.models, args.metrics, not args.no_check)
+    except (ConfigError, SynthesisError, RecognizerError, MOSError) as exc:
         raise SystemExit(f"synth: {exc}") from exc
     if info["hit_max_length"]:
         print(f"synth: warning: {info['acoustic']} never decided to stop in some sentence; "
               f"the audio was cut at synth.max_frames_per_phoneme", file=sys.stderr)
+    if "heard" in info:
+        print(f"synth: the recognizer heard: {info['heard']!r} (WER {info['wer']:.2f})",
+              file=sys.stderr)
+    if "predicted_mos" in info:
+        print(f"synth: predicted MOS {info['predicted_mos']:.2f} (1-5; real recordings of "
+              f"LJSpeech: about 4.4)", file=sys.stderr)
     print(json.dumps(info))
 
 

@@ -77,10 +77,18 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
     with Tracker(stage_name(name)) as tracker:
         tracker.log_params({"train": to_dict(train_cfg), "model": to_dict(model_cfg), **extra})
         tracker.set_tags({"model_name": name, **extra, **tune.tags})
+        listen = None
+        if train_cfg.val_listen_clips:
+            from tts.quality import ValidationListener
+            from tts.train import pick_device
+
+            listen = ValidationListener(spec.data, params.audio, split, features,
+                                        train_cfg.val_listen_clips,
+                                        train_cfg.val_listen_seconds, str(pick_device(0)))
         trainer = Trainer(name, model, model_cfg, train_cfg, data, paths, tracker,
                           teacher=frozen, hash_extra=extra, quiet=quiet,
                           log_media=validation_media_logger(params.audio),
-                          payload_extra=tune.payload_extra)
+                          payload_extra=tune.payload_extra, listen=listen)
         return trainer.fit()
 
 

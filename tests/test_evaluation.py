@@ -46,9 +46,10 @@ def evaluated(tiny_builtin_corpus, tmp_path_factory):
     out = {"params": params, "split": split, "features": feats, "tmp": tmp}
     # the recognizer (slow on noise-like output of untrained models) and figures only where
     # a test looks at them
-    quiet = tiny_params({**EXTRA, "evaluate": {**EXTRA["evaluate"], "recognizer": False}})
-    lean = tiny_params({**EXTRA, "evaluate": {**EXTRA["evaluate"], "recognizer": False,
-                                              "figure_utterances": 0}})
+    quiet = tiny_params({**EXTRA, "evaluate": {**EXTRA["evaluate"], "recognizer": "none",
+                                               "mos": False}})
+    lean = tiny_params({**EXTRA, "evaluate": {**EXTRA["evaluate"], "recognizer": "none",
+                                              "mos": False, "figure_utterances": 0}})
     out["pairs"] = {
         (a, v): evaluate_pair.run(p, a, v, models, split, feats, tmp / "pairs" / f"{a}-{v}")
         for p, a, v in [(params, "fastspeech2", "griffin_lim"), (quiet, "tacotron2", "wavegrad"),
@@ -82,6 +83,7 @@ def test_pair_writes_non_silent_wavs_of_plausible_length(evaluated):
         assert row["synth_seconds"] == pytest.approx(len(wav) / rate)
         assert np.isfinite(row["mcd"]) and row["mcd"] > 0
         assert 0 <= row["wer"] and 0 <= row["cer"], "the recognizer ran"
+        assert 1 <= row["mos"] <= 5, "the MOS predictor ran"
         assert row["rtf"] == pytest.approx(row["rtf_acoustic"] + row["rtf_vocoder"])
     figures = summary["figures"][summary["rows"][0]["id"]]
     assert set(figures) == {"mel", "pitch"}  # FastSpeech 2 has no attention
@@ -118,19 +120,28 @@ def test_copy_synthesis_and_ground_truth(evaluated):
     assert truth["mcd"] == pytest.approx(0, abs=1e-6)
     assert truth["stoi"] == pytest.approx(1, abs=1e-3) and truth["pesq"] > 4.4
     assert truth["wer"] is not None and truth["wer"] <= 1.0
+    assert truth["mos"] is not None and 1 <= truth["mos"] <= 5
+    assert truth["mcd_band_floor"] >= 0
+    assert evaluated["truth"]["counts"]["wer"] == N_TEST
+    lo, hi = evaluated["truth"]["intervals"]["mos"]
+    assert lo <= truth["mos"] <= hi
 
 
 def test_evaluate_stage_writes_metrics_report_and_csv(evaluated):
     metrics = json.loads(evaluated["metrics"].read_text())
-    assert sorted(p["rank"] for p in metrics["pairs"].values()) == [1, 2, 3]
+    # fastspeech2-wavenet ran on 0 sentences (wavenet_utterances: 0): shown, never ranked
+    assert sorted(p["rank"] for p in metrics["pairs"].values()) == [1, 2]
+    assert set(metrics["unranked"]) == {"fastspeech2-wavenet"}
     assert set(metrics["copy_synthesis"]) == {"griffin_lim", "wavegrad_2it", "wavegrad_3it"}
-    assert "wer" in metrics["ground_truth"]
+    assert "wer" in metrics["ground_truth"] and "mos" in metrics["ground_truth"]
+    assert "ci95" in metrics["ground_truth"]
     page = evaluated["report"].read_text()
     check_html(page)
     assert "evaluate_pair@dctts-wavegrad" in page  # not evaluated: listed, not an error
     assert page.count("data:audio/wav;base64,") >= 4 and "data:image/png;base64," in page
     md = evaluated["summary"].read_text()
     assert "| rank | system | n |" in md and "**" in md
+    assert md.index("Floor (recordings") < md.index("## Text to speech")
     lines = E.read_utterances(evaluated["utterances"])
     assert {r["key"] for r in lines} >= {"fastspeech2-griffin_lim", "ground_truth", "griffin_lim"}
 
@@ -249,7 +260,9 @@ def test_report_from_fake_summaries_marks_the_best_values(tmp_path):
 
 def test_config_rejects_unknown_rank_column():
     with pytest.raises(ConfigError, match="rank_by"):
-        tiny_params({"evaluate": {"rank_by": ["wer", "mos"]}})
+        tiny_params({"evaluate": {"rank_by": ["wer", "pesq"]}})  # copy synthesis only
+    with pytest.raises(ConfigError, match="recognizer"):
+        tiny_params({"evaluate": {"recognizer": "kaldi"}})
     with pytest.raises(ConfigError, match="max_length_ratio"):
         tiny_params({"evaluate": {"max_length_ratio": 0.5}})
 
@@ -277,3 +290,72 @@ def test_every_evaluate_param_is_a_dependency_of_some_evaluation_stage():
     missing = [f.name for f in dataclasses.fields(E.EvaluateConfig)
                if f"evaluate.{f.name}" not in listed and "evaluate" not in listed]
     assert not missing, f"evaluate.{missing} changes nothing in dvc.yaml's evaluation stages"
+
+
+# ------------------------------------------------------------ comparable numbers
+
+
+def utterance_row(key: str, values: dict[str, list[float]], kind: str = "pair") -> dict:
+    """A summary row with per-utterance lines u0, u1, ... (as read back from CSV)."""
+    n = len(next(iter(values.values())))
+    lines = [{"id": f"u{i}", "key": key, **{k: f"{v[i]:.6g}" for k, v in values.items()}}
+             for i in range(n)]
+    row = fake_row(key, {}, kind)
+    row.update(rows=lines, n=n)
+    return row
+
+
+def test_bootstrap_interval_is_deterministic_and_covers_the_mean():
+    values = np.random.default_rng(0).uniform(0, 1, 24)
+    lo, hi = E.bootstrap_interval(values, 1000, 0.95)
+    assert lo < values.mean() < hi
+    assert (lo, hi) == E.bootstrap_interval(values, 1000, 0.95)
+    # roughly the normal-theory width 2 * 1.96 * sd / sqrt(n)
+    assert hi - lo == pytest.approx(2 * 1.96 * values.std(ddof=1) / np.sqrt(24), rel=0.25)
+    assert E.bootstrap_interval(values[:1], 1000, 0.95) is None
+
+
+def test_compare_ranks_only_over_shared_utterances_and_sets_wavenet_aside():
+    cfg = E.EvaluateConfig(rank_by=["wer"], bootstrap=200)
+    truth = utterance_row("ground_truth", {"wer": [0.0, 0.0, 0.0, 0.5], "mos": [4, 4, 4, 4]},
+                          "ground_truth")
+    good = utterance_row("a-x", {"wer": [0.1, 0.1, 0.1, 0.5], "mos": [3, 3, 3, 3]})
+    bad = utterance_row("b-x", {"wer": [0.3, 0.3, 0.3, 0.3], "mos": [2, 2, 2, 2]})
+    # WaveNet on the first sentence only, where it is perfect: it must not win
+    wavenet = utterance_row("a-wavenet", {"wer": [0.0], "mos": [5]})
+    table = E.compare([bad, good, wavenet], [], truth, cfg)
+    assert [p["key"] for p in table["pairs"]] == ["a-x", "b-x"]
+    assert [p["key"] for p in table["partial_pairs"]] == ["a-wavenet"]
+    assert table["pair_ids"] == ["u0", "u1", "u2", "u3"]
+    best = table["pairs"][0]
+    assert best["n"] == 4 and best["metrics"]["wer"] == pytest.approx(0.2)
+    assert best["metrics"]["wer_gap"] == pytest.approx(0.2 - 0.125)
+    assert best["metrics"]["mos_gap"] == pytest.approx(-1.0)
+    lo, hi = best["intervals"]["wer"]
+    assert lo <= 0.2 <= hi
+    facts = R.verdict(table["pairs"], [], table["truth"], cfg.rank_by,
+                      intelligible_wer_gap=0.1)
+    assert [p["key"] for p in facts["intelligible"]] == ["a-x"]
+    assert facts["floor"]["metrics"]["mos"] == 4.0
+
+
+def test_learning_curve_trend_says_which_network_still_improves(tmp_path):
+    from tts import curves as C
+    from tts.tracking import write_plot
+
+    falling = [{"step": s, "loss": 1.0} for s in range(10, 310, 10)]
+    for row, value in zip(falling[9::10], (1.0, 0.6, 0.3)):
+        row["val_loss"] = value
+    flat = [dict(r) for r in falling]
+    for row, value in zip(flat[9::10], (1.0, 0.5, 0.51)):
+        row["val_loss"] = value
+    write_plot(tmp_path / "wavegrad.tsv", falling)
+    write_plot(tmp_path / "dctts_text2mel.tsv", flat)
+    trends = C.network_trends(tmp_path)
+    assert trends["wavegrad"]["improving"] and trends["wavegrad"]["steps_key"] == "wavegrad.steps"
+    assert not trends["dctts_text2mel"]["improving"]
+    assert trends["dctts_text2mel"]["steps_key"] == "dctts.text2mel.steps"
+    facts = R.verdict([], [], None, ["wer"], trends)
+    assert any("wavegrad.steps" in a for a in facts["actions"])
+    figures = C.write_curve_figures(tmp_path, tmp_path / "png", 50)
+    assert set(figures) == {"wavegrad", "dctts_text2mel"}

@@ -166,6 +166,10 @@ def test_synth_entry_writes_wav_and_png(model_root, params, tmp_path):
     assert 0.03 * phonemes < len(wav) / rate < 0.3 * phonemes  # speech-like length
     assert out.with_suffix(".png").stat().st_size > 1000
     assert info["sentences"] == 2 and info["vocoder"] == "wavegrad_3it"
+    # it listened to what it wrote: a transcript (noise from tiny models: few words right)
+    # and a predicted MOS in range
+    assert isinstance(info["heard"], str) and 0 <= info["wer"]
+    assert 1 <= info["predicted_mos"] <= 5
 
 
 def test_synth_picks_the_best_evaluated_pair(tmp_path, params):

@@ -18,7 +18,7 @@ from tts.config import SplitConfig
 
 SR = 22050
 CFG = SplitConfig(seed=5, val_count=2, test_count=3, min_duration=0.5, max_duration=3.0,
-                  max_phonemes=60)
+                  max_phonemes=60, transcript_recognizer="none")  # tones: nothing to hear
 GOOD = [f"G{i:02d}" for i in range(12)]
 SENTENCES = ["The cat sat on the mat.", 'He said, "Good morning!" and left.',
              "Birds fly south in winter.", "Please bring the blue book."]
@@ -28,6 +28,7 @@ BAD = {
     "B-garbage": ("This file is garbage.", b"not a wav file at all", "unreadable_audio"),
     "B-empty": ("No samples here.", 0.0, "empty_audio"),
     "B-silent": ("Nothing but silence.", "silent", "silent_audio"),
+    "B-nan": ("A broken float file.", "nan", "non_finite_audio"),
     "B-short": ("Too quick.", 0.2, "too_short"),
     "B-long": ("This one goes on and on.", 4.0, "too_long"),
     "B-notext": ("", 1.0, "empty_text"),
@@ -48,6 +49,12 @@ def _write(wavs: Path, uid: str, audio, sr: int = SR) -> None:
         path.write_bytes(audio)
     elif audio == "silent":
         sf.write(path, np.zeros(SR, np.float32), sr, subtype="PCM_16")
+    elif audio == "nan":
+        samples = _tone(1.0, sr)
+        samples[100:110] = np.nan
+        sf.write(path, samples, sr, subtype="FLOAT")
+    elif audio == "stereo":
+        sf.write(path, np.stack([_tone(1.0, sr)] * 2, axis=1), sr, subtype="PCM_16")
     elif audio is not None:
         sf.write(path, _tone(audio, sr), sr, subtype="PCM_16")
 
@@ -59,7 +66,8 @@ def corpus_dir(tmp_path) -> Path:
     lines = []
     for i, uid in enumerate(GOOD):
         sr = 16000 if i == 0 else SR  # another rate is kept: features resample it
-        _write(root / "wavs", uid, 0.6 + 0.1 * i, sr)
+        # a stereo file is kept too: features mix it down
+        _write(root / "wavs", uid, "stereo" if i == 1 else 0.6 + 0.1 * i, sr)
         text = SENTENCES[i % len(SENTENCES)]
         lines.append(f"{uid}|{text}|{text}")
     for uid, (text, audio, _) in BAD.items():
@@ -80,7 +88,8 @@ def test_drops_every_bad_utterance_with_its_reason(corpus_dir, tmp_path):
     assert all(dropped["detail"].str.len() > 0)
     assert report["dropped"] == len(BAD) and report["kept"] == len(GOOD)
     assert report["counts"] == {"train": len(GOOD) - 5, "val": 2, "test": 3}
-    assert report["resampled"] == 1
+    assert report["resampled"] == 1 and report["downmixed"] == 1
+    assert "transcript_check" not in report  # off unless asked for
     assert sum(report["dropped_by_reason"].values()) == len(BAD)
     on_disk = json.loads((tmp_path / "split" / "report.json").read_text())
     assert on_disk == report
@@ -133,7 +142,7 @@ def test_too_small_and_unusable_corpora_are_clear_errors(corpus_dir, tmp_path):
     lines = [ln for ln in (corpus_dir / "metadata.csv").read_text().splitlines()
              if ln.startswith("B-")]
     (corpus_dir / "metadata.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(corpus.CorpusError, match="none of 9 utterances is usable"):
+    with pytest.raises(corpus.CorpusError, match=f"none of {len(BAD)} utterances is usable"):
         run(CFG, corpus_dir, tmp_path / "split", SR)
 
 
@@ -155,3 +164,30 @@ def test_builtin_corpus_splits(tiny_builtin_corpus, tmp_path):
     shutil.copytree(tiny_builtin_corpus, src)
     report = run(SplitConfig(val_count=1, test_count=1), src, tmp_path / "split", SR)
     assert report["dropped"] == 0 and report["kept"] == 6
+
+
+def test_transcript_check_drops_mislabeled_clips(mini_corpus, tmp_path):
+    """Two real clips with swapped transcripts are dropped with the recognizer's words; the
+    rest are confirmed and kept (the check runs in worker processes)."""
+    rows = corpus.read_metadata(mini_corpus / corpus.METADATA)
+    chosen = sorted(rows, key=lambda u: sf.info(str(mini_corpus / "wavs" / f"{u.id}.wav"))
+                    .duration)[:6]
+    root = tmp_path / "corpus"
+    (root / "wavs").mkdir(parents=True)
+    texts = {u.id: u.text for u in chosen}
+    a, b = chosen[0].id, chosen[1].id
+    texts[a], texts[b] = texts[b], texts[a]
+    for u in chosen:
+        shutil.copy(mini_corpus / "wavs" / f"{u.id}.wav", root / "wavs")
+    (root / "metadata.csv").write_text("".join(f"{u.id}|{texts[u.id]}|{texts[u.id]}\n"
+                                               for u in chosen))
+    cfg = SplitConfig(val_count=1, test_count=1, max_duration=12.0, max_phonemes=300,
+                      transcript_recognizer="whisper", max_transcript_cer=0.3, workers=2)
+    report = run(cfg, root, tmp_path / "split", SR)
+    dropped = pd.read_csv(tmp_path / "split" / "dropped.tsv", sep="\t", keep_default_na=False)
+    assert set(dropped["id"]) == {a, b}
+    assert set(dropped["reason"]) == {"transcript_mismatch"}
+    assert all("heard" in d for d in dropped["detail"])
+    check = report["transcript_check"]
+    assert check["checked"] == 6 and report["kept"] == 4
+    assert check["wall_seconds_per_audio_hour"] > 0

@@ -72,12 +72,19 @@ class DataConfig:
 class SplitConfig:
     seed: int = 1234
     val_count: int = 8
-    test_count: int = 8
+    test_count: int = 24
     min_duration: float = 0.5
     max_duration: float = 12.0
     max_phonemes: int = 200
+    transcript_recognizer: str = "whisper"  # whisper | none: confirm transcripts by ear
+    max_transcript_cer: float = 0.5  # drop an utterance whose recognizer CER is above this
+    workers: int = 0  # processes for the transcript check; 0 = all cores
 
     def validate(self, key: str) -> None:
+        _check(self.transcript_recognizer in ("whisper", "none"),
+               f"{key}.transcript_recognizer", "must be whisper or none")
+        _check(self.max_transcript_cer > 0, f"{key}.max_transcript_cer", "must be positive")
+        _check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
         _check(self.val_count >= 1, f"{key}.val_count", "must be at least 1")
         _check(self.test_count >= 1, f"{key}.test_count", "must be at least 1")
         _check(0 <= self.min_duration < self.max_duration, f"{key}.min_duration",
@@ -152,6 +159,9 @@ class TrainConfig:
     init_from: str = ""  # fine-tune from this finished model file (or models folder); "" = scratch
     freeze: tuple[str, ...] = ()  # fine-tuning: named parts of the network kept fixed
     deterministic: bool = False  # torch.use_deterministic_algorithms (matters on GPU)
+    val_listen_clips: int = 2  # validation clips scored by ear (predicted MOS, recognizer
+    # CER) at every validation (tts.quality); 0 = off
+    val_listen_seconds: float = 2.0  # segment-trained networks: clips cut to this length
 
 
     def validate(self, key: str) -> None:
@@ -168,6 +178,8 @@ class TrainConfig:
         _check(self.cpu_threads >= 0, f"{key}.cpu_threads", "must be >= 0 (0 = torch default)")
         _check(not self.freeze or bool(self.init_from), f"{key}.freeze",
                "freezes parts of a base model: set `init_from` too (or `freeze: []`)")
+        _check(self.val_listen_clips >= 0, f"{key}.val_listen_clips", "must be >= 0 (0 = off)")
+        _check(self.val_listen_seconds > 0, f"{key}.val_listen_seconds", "must be positive")
 
 
 # Sections owned by later stages declare their dataclass in the module that uses it and

@@ -403,6 +403,7 @@ class SplitEntry:
     phonemes: tuple[str, ...]
     duration: float  # seconds
     sample_rate: int = 0  # of the wav (not written to the lists; 0 when read back)
+    channels: int = 0  # of the wav (> 1: down-mixed by features; 0 when read back)
 
 
 def check_utterance(utt: Utterance, wavs: Path, cfg, text_cfg) -> SplitEntry | tuple[str, str]:
@@ -442,10 +443,65 @@ def check_utterance(utt: Utterance, wavs: Path, cfg, text_cfg) -> SplitEntry | t
         return "unreadable_audio", f"{wav}: {exc}"
     if samples.size == 0:
         return "empty_audio", f"{wav}: no samples could be decoded"
+    bad = int(samples.size - np.isfinite(samples).sum())
+    if bad:
+        return "non_finite_audio", f"{wav}: {bad} NaN/inf samples; re-export the file"
     if float(np.abs(samples).max()) <= SILENT_PEAK:
         return "silent_audio", f"{wav}: peak amplitude <= {SILENT_PEAK}"
     duration = len(samples) / info.samplerate  # decoded length: a truncated file is shorter
-    return SplitEntry(utt.id, utt.text, normalized, phonemes, duration, info.samplerate)
+    return SplitEntry(utt.id, utt.text, normalized, phonemes, duration, info.samplerate,
+                      samples.shape[1])
+
+
+# ------------------------------------------------------------------- transcript check
+
+_WORKER_RECOGNIZER = None
+
+
+def _init_transcript_worker(kind: str) -> None:
+    global _WORKER_RECOGNIZER
+    import torch
+
+    torch.set_num_threads(1)
+    from tts.recognizer import load_recognizer
+
+    _WORKER_RECOGNIZER = load_recognizer(kind, threads=1)
+
+
+def _transcript_job(job: tuple[str, str, str]) -> tuple[str, float, str]:
+    """(id, CER of the recognizer against the transcript, what it heard)."""
+    from tts.recognizer import error_rates
+
+    uid, wav, text = job
+    samples, rate = sf.read(wav, dtype="float32", always_2d=True)
+    heard = _WORKER_RECOGNIZER.transcribe(samples.mean(axis=1), rate)
+    return uid, error_rates(text, heard)["cer"], heard
+
+
+def transcript_errors(entries: list[SplitEntry], wavs: Path, kind: str,
+                      workers: int = 0) -> dict[str, tuple[float, str]]:
+    """{id: (CER, heard)}: the recognizer on every entry's audio against its transcript,
+    in `workers` processes (0 = all cores), each loading its own recognizer."""
+    import multiprocessing as mp
+
+    jobs = [(e.id, str(wavs / f"{e.id}.wav"), e.text) for e in entries]
+    workers = min(workers or os.cpu_count() or 1, max(len(jobs), 1))
+    out = {}
+    bar = tqdm(total=len(jobs), desc="transcripts", unit="utt")
+    if workers == 1:
+        _init_transcript_worker(kind)
+        results = map(_transcript_job, jobs)
+        for uid, cer, heard in results:
+            out[uid] = (cer, heard)
+            bar.update()
+    else:  # fork: workers start in milliseconds; each loads the recognizer once
+        method = "fork" if "fork" in mp.get_all_start_methods() else None
+        with mp.get_context(method).Pool(workers, _init_transcript_worker, (kind,)) as pool:
+            for uid, cer, heard in pool.imap_unordered(_transcript_job, jobs, chunksize=4):
+                out[uid] = (cer, heard)
+                bar.update()
+    bar.close()
+    return out
 
 
 def split_rank(uid: str, seed: int) -> str:
@@ -519,6 +575,28 @@ def split_corpus(corpus: Path, out: Path, cfg, sample_rate: int, text_cfg=None) 
             kept.append(result)
         else:
             dropped.append((utt.id, *result))
+    transcript_report = None
+    if cfg.transcript_recognizer != "none" and kept:
+        started = time.perf_counter()
+        errors = transcript_errors(kept, corpus / WAVS, cfg.transcript_recognizer, cfg.workers)
+        elapsed = time.perf_counter() - started
+        hours = sum(e.duration for e in kept) / 3600
+        mismatched = {uid for uid, (cer, _) in errors.items() if cer > cfg.max_transcript_cer}
+        for uid in sorted(mismatched):
+            cer, heard = errors[uid]
+            dropped.append((uid, "transcript_mismatch",
+                            f"recognizer CER {cer:.2f} > split.max_transcript_cer "
+                            f"{cfg.max_transcript_cer}: heard {heard!r}"))
+        kept = [e for e in kept if e.id not in mismatched]
+        cers = np.array([cer for cer, _ in errors.values()])
+        transcript_report = {
+            "recognizer": cfg.transcript_recognizer, "checked": len(errors),
+            "max_cer": cfg.max_transcript_cer, "cer_mean": round(float(cers.mean()), 4),
+            "cer_median": round(float(np.median(cers)), 4),
+            "cer_p90": round(float(np.percentile(cers, 90)), 4),
+            "wall_seconds": round(elapsed, 1), "audio_hours": round(hours, 4),
+            "wall_seconds_per_audio_hour": round(elapsed / max(hours, 1e-9), 1),
+        }
     by_reason: dict[str, int] = {}
     for _, reason, _ in dropped:
         by_reason[reason] = by_reason.get(reason, 0) + 1
@@ -536,9 +614,12 @@ def split_corpus(corpus: Path, out: Path, cfg, sample_rate: int, text_cfg=None) 
         "counts": {name: len(parts[name]) for name in SPLITS},
         "hours": {name: round(sum(e.duration for e in parts[name]) / 3600, 6) for name in SPLITS},
         "resampled": sum(e.sample_rate != sample_rate for e in kept),  # by features, to sample_rate
+        "downmixed": sum(e.channels > 1 for e in kept),  # multi-channel, mixed to mono by features
         "unlisted_wavs": sum(p.stem not in listed for p in (corpus / WAVS).glob("*.wav")),
         "seed": cfg.seed,
     }
+    if transcript_report:
+        report["transcript_check"] = transcript_report
     with staged_dir(out) as tmp:
         for name in SPLITS:
             write_split(tmp / f"{name}.tsv", parts[name])

@@ -9,13 +9,19 @@ Each evaluation writes one folder (a DVC output):
     utterances.csv   one line per (row, utterance): every metric, the recognizer's words
     wavs/<label>/<id>.wav, figures/<label>/<id>_{mel,attention,pitch}.png
 
-Metrics (`tts.metrics`): MCD-DTW (dB), log-F0 RMSE and voicing error on the DTW path,
-multi-resolution STFT distance, PESQ (wide band), STOI, word/character error rate of the
-PocketSphinx recognizer against the normalized transcript, duration ratio (synthesized /
-recorded), the attention alignment score (`tts.attention`: diagonal mass, skip and repeat
-rates) and failure rate of attention models, and real-time factors (compute seconds per
-second of audio; below 1 is faster than real time). `rank` orders the TTS pairs by the mean
-of their ranks in each `rank_by` column (1 = best); `tts.report` renders everything.
+Metrics (`tts.metrics`): MCD-DTW (dB, WORLD/SPTK mel-cepstra), log-F0 RMSE and voicing
+error on the DTW path, multi-resolution STFT distance, PESQ (wide band), STOI, word/character
+error rate of the recognizer (`tts.recognizer`: Whisper tiny.en by default) against the
+transcript, predicted MOS (`tts.mos`: DistillMOS, 1-5, no reference needed), duration ratio
+(synthesized / recorded), the attention alignment score (`tts.attention`: diagonal mass,
+skip and repeat rates) and failure rate of attention models, and real-time factors (compute
+seconds per second of audio; below 1 is faster than real time).
+
+Every mean comes with its n and a bootstrap 95% interval over utterances (`summarize`).
+`compare` restricts every row to the utterances all ranked rows share before ranking, so
+rows evaluated on fewer sentences (WaveNet) are shown but never ranked against the others;
+`rank` orders the TTS pairs by the mean of their ranks in each `rank_by` column (1 = best);
+`tts.report` renders everything.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ WARMUP_FRAMES = 4
 # Every reported metric: (label, better: "low" | "high" | "one" (closest to 1), format).
 METRICS: dict[str, tuple[str, str, str]] = {
     "mcd": ("MCD-DTW dB", "low", "{:.2f}"),
+    "mcd_band_floor": ("MCD of the fmax low-pass", "low", "{:.2f}"),
     "log_f0_rmse": ("log-F0 RMSE", "low", "{:.3f}"),
     "f0_rmse_cents": ("F0 RMSE cents", "low", "{:.0f}"),
     "voicing_error": ("voicing err", "low", "{:.3f}"),
@@ -54,6 +61,9 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "duration_ratio": ("duration ratio", "one", "{:.2f}"),
     "wer": ("WER", "low", "{:.3f}"),
     "cer": ("CER", "low", "{:.3f}"),
+    "mos": ("MOS (predicted)", "high", "{:.2f}"),
+    "wer_gap": ("WER − recordings", "low", "{:+.3f}"),
+    "mos_gap": ("MOS − recordings", "high", "{:+.2f}"),
     "diagonal_mass": ("align score", "high", "{:.3f}"),
     "skip_rate": ("skip rate", "low", "{:.3f}"),
     "repeat_rate": ("repeat rate", "low", "{:.3f}"),
@@ -63,16 +73,21 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "rtf": ("RTF", "low", "{:.3f}"),
 }
 # Table order: intelligibility and distance first, then speed, then the diagnostics.
-PAIR_METRICS = ("wer", "cer", "mcd", "log_f0_rmse", "duration_ratio", "rtf", "rtf_acoustic",
-                "rtf_vocoder", "diagonal_mass", "failure_rate", "voicing_error")
-COPY_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi", "rtf")
-GROUND_TRUTH_METRICS = ("mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi",
-                        "duration_ratio", "wer", "cer")
+PAIR_METRICS = ("wer", "wer_gap", "mos", "mos_gap", "cer", "mcd", "log_f0_rmse",
+                "duration_ratio", "rtf", "rtf_acoustic", "rtf_vocoder", "diagonal_mass",
+                "failure_rate", "voicing_error")
+COPY_METRICS = ("wer", "mos", "mcd", "log_f0_rmse", "voicing_error", "stft", "pesq", "stoi",
+                "rtf")
+GROUND_TRUTH_METRICS = ("wer", "cer", "mos", "mcd", "log_f0_rmse", "voicing_error", "stft",
+                        "pesq", "stoi", "duration_ratio", "mcd_band_floor")
+GAPS = {"wer_gap": "wer", "mos_gap": "mos"}  # pair minus recordings, per shared utterance
+RECOGNIZER_CHOICES = ("whisper", "pocketsphinx", "none")
+BOOTSTRAP_SEED = 1234  # the intervals' resampling: same rows, same interval
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    utterances: int = 8  # test utterances evaluated: the first N of test.tsv (0 = all)
+    utterances: int = 24  # test utterances evaluated: the first N of test.tsv (0 = all)
     # They are processed shortest first; the subsets below are the shortest ones.
     wavenet_utterances: int = 1  # WaveNet samples one value at a time: only N (0 = none)
     report_utterances: int = 3  # test sentences with audio players in the report
@@ -80,9 +95,15 @@ class EvaluateConfig:
     max_length_ratio: float = 2.0  # attention models stop by this x the recording's length
     pesq: bool = True  # wide-band PESQ in copy synthesis (needs the `pesq` package)
     stoi: bool = True  # STOI in copy synthesis
-    recognizer: bool = True  # WER/CER with PocketSphinx (false: intelligibility left out)
+    recognizer: str = "whisper"  # WER/CER: whisper | pocketsphinx | none
+    recognizer_model: str = ""  # CTranslate2 Whisper folder; "" = bundled tiny.en
+    mos: bool = True  # predicted MOS (DistillMOS) for every row
+    bootstrap: int = 1000  # resamples of the 95% intervals on every mean (0 = none)
+    confidence: float = 0.95  # interval coverage
+    intelligible_wer_gap: float = 0.1  # verdict: a pair is intelligible when its WER is
+    # within this of the recordings' WER on the same sentences
     failure_diagonal_mass: float = 0.5  # attention failure: align score below this, or no stop
-    rank_by: list[str] = field(default_factory=lambda: ["wer", "cer", "mcd", "log_f0_rmse"])
+    rank_by: list[str] = field(default_factory=lambda: ["wer", "mos", "mcd", "log_f0_rmse"])
     # ^ the TTS pairs' rank is the mean of their ranks in these columns
     cpu_threads: int = 1  # torch threads on CPU, RTF timed with them (0 = torch's default)
     figure_dpi: int = 72  # resolution of the report's figures
@@ -101,6 +122,11 @@ class EvaluateConfig:
             check(getattr(self, name) >= 0, name, "must be >= 0")
         check(self.max_length_ratio >= 1, "max_length_ratio", "must be at least 1")
         check(0 <= self.failure_diagonal_mass <= 1, "failure_diagonal_mass", "must be in [0, 1]")
+        check(self.recognizer in RECOGNIZER_CHOICES, "recognizer",
+              f"must be one of {list(RECOGNIZER_CHOICES)}")
+        check(self.bootstrap >= 0, "bootstrap", "must be >= 0 (0 = no intervals)")
+        check(0 < self.confidence < 1, "confidence", "must be in (0, 1)")
+        check(self.intelligible_wer_gap >= 0, "intelligible_wer_gap", "must be >= 0")
         bad = [m for m in self.rank_by if m not in PAIR_METRICS]
         check(self.rank_by and not bad, "rank_by",
               f"must be a non-empty list of {list(PAIR_METRICS)}; unknown: {bad}")
@@ -154,21 +180,96 @@ def _nan_to_none(x):
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
+def _column(rows: list[dict], name: str) -> np.ndarray:
+    """The finite values of one metric over utterance rows (CSV strings accepted)."""
+    values = []
+    for r in rows:
+        v = r.get(name)
+        if v is None or v == "":
+            continue
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(v):
+            values.append(v)
+    return np.asarray(values, dtype=float)
+
+
 def mean_metrics(rows: list[dict], names) -> dict:
     """Column means over utterances, NaN-aware (a column of NaNs gives None)."""
     out = {}
     for name in names:
-        values = np.array([r[name] for r in rows if r.get(name) is not None], dtype=float)
-        values = values[np.isfinite(values)]
+        values = _column(rows, name)
         out[name] = float(values.mean()) if len(values) else None
     return out
 
 
-def intelligibility(recognizer, wav: np.ndarray, sample_rate: int, reference: str) -> dict:
-    if recognizer is None:
-        return {}
-    words = recognizer.transcribe(wav, sample_rate)
-    return {**M.error_rates(reference, words), "hypothesis": words}
+def bootstrap_interval(values: np.ndarray, resamples: int, confidence: float,
+                       seed: int = BOOTSTRAP_SEED) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean of `values` (None: fewer than 2 values or
+    no resamples). Deterministic for a given seed."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2 or resamples < 1:
+        return None
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def summarize(rows: list[dict], names, cfg: EvaluateConfig) -> dict:
+    """{"metrics": means, "intervals": {name: [lo, hi]}, "counts": {name: n}} over utterance
+    rows, each metric over the utterances where it is finite."""
+    metrics, intervals, counts = {}, {}, {}
+    for name in names:
+        values = _column(rows, name)
+        counts[name] = len(values)
+        metrics[name] = float(values.mean()) if len(values) else None
+        ci = bootstrap_interval(values, cfg.bootstrap, cfg.confidence)
+        if ci is not None:
+            intervals[name] = list(ci)
+    return {"metrics": metrics, "intervals": intervals, "counts": counts}
+
+
+@dataclass
+class Scorers:
+    """What listens to the audio: a recognizer (`tts.recognizer`) and a MOS predictor
+    (`tts.mos`); either may be None (switched off in params)."""
+
+    recognizer: object = None
+    mos: object = None
+
+
+def load_scorers(cfg: EvaluateConfig, device: str = "cpu") -> Scorers:
+    """The recognizer and MOS predictor `cfg` asks for (loaded once per stage)."""
+    recognizer = mos = None
+    if cfg.recognizer != "none":
+        from tts.recognizer import load_recognizer
+
+        recognizer = load_recognizer(cfg.recognizer, cfg.recognizer_model, device,
+                                     cfg.cpu_threads)
+    if cfg.mos:
+        from tts.mos import load_mos_predictor
+
+        mos = load_mos_predictor(device)
+    return Scorers(recognizer, mos)
+
+
+def listen(scorers: Scorers | None, wav: np.ndarray, sample_rate: int, reference: str) -> dict:
+    """WER/CER (with the recognizer's words) and predicted MOS of one utterance."""
+    out: dict = {}
+    if scorers is None:
+        return out
+    if scorers.recognizer is not None:
+        from tts.recognizer import error_rates
+
+        words = scorers.recognizer.transcribe(wav, sample_rate)
+        out.update(error_rates(reference, words), hypothesis=words)
+    if scorers.mos is not None:
+        out["mos"] = scorers.mos(wav, sample_rate)
+    return out
 
 
 def copy_metrics(ref: np.ndarray, syn: np.ndarray, audio_cfg, cfg: EvaluateConfig) -> dict:
@@ -238,7 +339,7 @@ def _set_threads(cfg: EvaluateConfig) -> None:
 
 
 def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
-                  cfg: EvaluateConfig, recognizer=None) -> dict:
+                  cfg: EvaluateConfig, scorers: Scorers | None = None) -> dict:
     """Text to speech with `synth` (a `tts.inference.Synthesizer`) on every utterance;
     writes wavs and figures under `out` and returns the summary row (with per-utterance
     rows under "rows")."""
@@ -258,7 +359,7 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
         row = {"id": utt.id, "seconds": utt.seconds, "synth_seconds": seconds,
                "duration_ratio": seconds / utt.seconds,
                **M.spectral_metrics(utt.audio, wav, audio_cfg),
-               **intelligibility(recognizer, wav, rate, utt.normalized),
+               **listen(scorers, wav, rate, utt.text),
                "rtf_acoustic": M.real_time_factor(res["acoustic_seconds"], len(wav), rate),
                "rtf_vocoder": M.real_time_factor(res["vocoder_seconds"], len(wav), rate)}
         row["rtf"] = row["rtf_acoustic"] + row["rtf_vocoder"]
@@ -274,21 +375,21 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
             figs[utt.id] = figures(out, label, utt, wav, audio_cfg, cfg, res["mel"],
                                    res["attention"])
         rows.append(row)
-    metrics = mean_metrics(rows, PAIR_METRICS)
-    if acoustic.attention and rows:
-        metrics["failure_rate"] = float(np.mean([r["failed"] for r in rows]))
-        metrics["skip_rate"], metrics["repeat_rate"] = (
-            mean_metrics(rows, ("skip_rate", "repeat_rate")).values())
+    if acoustic.attention:
+        for row in rows:
+            row["failure_rate"] = row["failed"]
+    stats = summarize(rows, PAIR_METRICS + ("skip_rate", "repeat_rate"), cfg)
     return {"key": label, "kind": "pair", "acoustic": acoustic.name, "vocoder": vocoder.name,
-            "label": f"{acoustic.name} + {vocoder.label}", "n": len(rows),
-            "metrics": metrics, "audio": audio_links, "figures": figs, "rows": rows}
+            "label": f"{acoustic.name} + {vocoder.label}", "n": len(rows), **stats,
+            "audio": audio_links, "figures": figs, "rows": rows}
 
 
 # ------------------------------------------------------------------ copy synthesis
 
 
 def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg,
-                  cfg: EvaluateConfig, seed: int = 0, device: str = "cpu") -> dict:
+                  cfg: EvaluateConfig, seed: int = 0, device: str = "cpu",
+                  scorers: Scorers | None = None) -> dict:
     """One vocoder (a `tts.inference.Vocoder`) on the recordings' own mels; sampling
     vocoders draw their noise from `seed`."""
     from tts.inference import seeded
@@ -307,6 +408,7 @@ def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg
         seconds = elapsed()
         wav = wav[:len(utt.audio)]
         row = {"id": utt.id, **copy_metrics(utt.audio, wav, audio_cfg, cfg),
+               **listen(scorers, wav, rate, utt.text),
                "rtf": M.real_time_factor(seconds, len(wav), rate)}
         link = _save_wav(out, label, utt.id, wav, rate)
         if i < cfg.report_utterances:
@@ -315,7 +417,7 @@ def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg
             figs[utt.id] = figures(out, label, utt, wav, audio_cfg, cfg)
         rows.append(row)
     return {"key": label, "kind": "copy", "acoustic": None, "vocoder": vocoder.name,
-            "label": label, "n": len(rows), "metrics": mean_metrics(rows, COPY_METRICS),
+            "label": label, "n": len(rows), **summarize(rows, COPY_METRICS, cfg),
             "audio": audio_links, "figures": figs, "rows": rows}
 
 
@@ -323,21 +425,21 @@ def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg
 
 
 def evaluate_ground_truth(utterances: list[TestUtterance], out: Path, audio_cfg,
-                          cfg: EvaluateConfig, recognizer=None) -> dict:
+                          cfg: EvaluateConfig, scorers: Scorers | None = None) -> dict:
     """The recordings measured like a system: the recognizer's WER here is the floor."""
     label, rate = "ground_truth", audio_cfg.sample_rate
     rows, audio_links = [], []
     for i, utt in enumerate(tqdm(utterances, desc=label, unit="utt")):
         row = {"id": utt.id, **copy_metrics(utt.audio, utt.audio, audio_cfg, cfg),
-               "duration_ratio": 1.0,
-               **intelligibility(recognizer, utt.audio, rate, utt.normalized)}
+               "duration_ratio": 1.0, "mcd_band_floor": M.band_limit_mcd(utt.audio, audio_cfg),
+               **listen(scorers, utt.audio, rate, utt.text)}
         if i < cfg.report_utterances:
             audio_links.append({"id": utt.id, "text": utt.text,
                                 "wav": _save_wav(out, label, utt.id, utt.audio, rate)})
         rows.append(row)
     return {"key": label, "kind": "ground_truth", "acoustic": None, "vocoder": None,
             "label": "recordings", "n": len(rows),
-            "metrics": mean_metrics(rows, GROUND_TRUTH_METRICS), "audio": audio_links,
+            **summarize(rows, GROUND_TRUTH_METRICS, cfg), "audio": audio_links,
             "figures": {}, "rows": rows}
 
 
@@ -380,12 +482,72 @@ def read_summaries(folder: Path) -> list[dict]:
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{path} is missing or not an evaluation summary ({exc}); re-run "
                          f"its evaluate stage") from exc
+    lines = read_utterances(Path(folder) / UTTERANCES_FILE) \
+        if (Path(folder) / UTTERANCES_FILE).is_file() else []
     for row in rows:
+        row["rows"] = [r for r in lines if r.get("key") == row["key"]]
         row["audio"] = [{**a, "wav": str(Path(folder) / a["wav"])} for a in row["audio"]]
         row["figures"] = {uid: {k: str(Path(folder) / p) for k, p in figs.items()}
                           for uid, figs in row["figures"].items()}
         row["folder"] = str(folder)
     return rows
+
+
+def shared_ids(rows: list[dict]) -> list[str]:
+    """Utterance ids every complete row has: the rows with the most utterances define the
+    set (a row evaluated on a subset, like WaveNet's, does not shrink it)."""
+    if not rows:
+        return []
+    most = max(len(r["rows"]) for r in rows)
+    full = [r for r in rows if len(r["rows"]) == most]
+    common = set.intersection(*({u["id"] for u in r["rows"]} for r in full))
+    return [u["id"] for u in full[0]["rows"] if u["id"] in common]
+
+
+def restrict(row: dict, ids: list[str], names, cfg: EvaluateConfig,
+             reference: dict | None = None) -> dict:
+    """`row` with metrics, intervals and n recomputed over `ids` only; with `reference`
+    (the recordings) also the paired gaps `GAPS` (row minus reference, per utterance)."""
+    keep = set(ids)
+    lines = [u for u in row["rows"] if u["id"] in keep]
+    out = {**row, "rows": lines, "n": len(lines),
+           **summarize(lines, [n for n in names if n not in GAPS], cfg)}
+    if reference is not None:
+        ref = {u["id"]: u for u in reference["rows"]}
+        for gap, name in GAPS.items():
+            diffs = [{"id": u["id"], gap: float(u[name]) - float(ref[u["id"]][name])}
+                     for u in lines if u["id"] in ref and u.get(name) not in (None, "")
+                     and ref[u["id"]].get(name) not in (None, "")]
+            gap_stats = summarize(diffs, [gap], cfg)
+            for key in ("metrics", "intervals", "counts"):
+                out[key] = {**out[key], **gap_stats[key]}
+    return out
+
+
+def compare(pairs: list[dict], copies: list[dict], truth: dict | None,
+            cfg: EvaluateConfig) -> dict:
+    """Rows ready to compare: each table restricted to the utterances its complete rows
+    share, pairs ranked over those only; rows with fewer utterances come back unranked
+    under "partial" (shown with their own n, never ranked or picked by the verdict)."""
+    pair_ids, copy_ids = shared_ids(pairs), shared_ids(copies)
+    out: dict = {"pair_ids": pair_ids, "copy_ids": copy_ids}
+    truth_pairs = restrict(truth, pair_ids or [u["id"] for u in truth["rows"]],
+                           GROUND_TRUTH_METRICS, cfg) if truth else None
+    out["truth"] = truth_pairs
+    out["truth_copies"] = restrict(truth, copy_ids or [u["id"] for u in truth["rows"]],
+                                   GROUND_TRUTH_METRICS, cfg) if truth else None
+    complete = [p for p in pairs if set(pair_ids) <= {u["id"] for u in p["rows"]}]
+    partial = [p for p in pairs if p not in complete]
+    out["pairs"] = rank_pairs([restrict(p, pair_ids, PAIR_METRICS, cfg, truth)
+                               for p in complete], cfg.rank_by)
+    out["partial_pairs"] = [restrict(p, [u["id"] for u in p["rows"]], PAIR_METRICS, cfg, truth)
+                            for p in partial]
+    complete = [c for c in copies if set(copy_ids) <= {u["id"] for u in c["rows"]}]
+    out["copies"] = sorted((restrict(c, copy_ids, COPY_METRICS, cfg) for c in complete),
+                           key=lambda c: sort_key(c["metrics"].get("mcd"), "low"))
+    out["partial_copies"] = [restrict(c, [u["id"] for u in c["rows"]], COPY_METRICS, cfg)
+                             for c in copies if c not in complete]
+    return out
 
 
 def rank_pairs(pairs: list[dict], rank_by) -> list[dict]:

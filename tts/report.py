@@ -1,10 +1,14 @@
 """The evaluation report: one self-contained HTML page, a Markdown summary, DVC metrics.
 
-Input: the summary rows of `tts.evaluation` (pairs, copy synthesis, ground truth). The page
-opens with the verdict (best-ranked pair, fastest pair, best vocoder, the recognizer's floor),
-then the sorted tables with the best value of each column marked, a listening grid (every
-pair on the same test sentences, beside the recording), and the figures. Images and audio
-are embedded as base64, so the file can be mailed or opened offline.
+Input: the rows of `tts.evaluation.compare` (pairs and copy synthesis restricted to the
+utterances they share, the recordings on the same utterances). The page opens with the
+floor (the recordings' WER and predicted MOS), then a verdict a user can act on (which
+pairs are intelligible, which networks were still improving when training stopped and
+which budget to raise, the best and fastest pair, the best vocoder), then the sorted tables
+(recordings first; every mean with its 95% interval; best value per column marked), rows
+evaluated on fewer sentences (unranked), a learning-curve figure per network, a listening
+grid and the figures. Images and audio are embedded as base64, so the file can be mailed
+or opened offline.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import math
 from pathlib import Path
 
 from tts.evaluation import COPY_METRICS, METRICS, PAIR_METRICS, sort_key
+
+ALL_METRICS = tuple(dict.fromkeys(PAIR_METRICS + COPY_METRICS))
 
 BETTER_ARROW = {"low": "↓", "high": "↑", "one": "→1"}
 BEST_MARK = "★"
@@ -49,6 +55,9 @@ details{margin:8px 0;border:1px solid #dde3ee;border-radius:8px;padding:6px 10px
 summary{cursor:pointer;font-weight:600}
 img{max-width:100%;margin:4px}
 .missing{color:#b3261e}
+.ci{display:block;color:#7a8394;font-size:11px}
+.verdict li{margin:4px 0}
+.floor{border-color:#8a6d00;background:#fff8e1}
 """
 
 
@@ -94,10 +103,19 @@ def _columns(rows: list[dict], names) -> list[str]:
     return [n for n in names if any(r["metrics"].get(n) is not None for r in rows)]
 
 
+def interval_text(row: dict, name: str) -> str:
+    """"[lo, hi]" of a row's 95% interval on `name`, or ""."""
+    ci = (row.get("intervals") or {}).get(name)
+    if not ci:
+        return ""
+    return f"[{fmt(name, ci[0])}, {fmt(name, ci[1])}]"
+
+
 def metric_table(rows: list[dict], names, reference: dict | None = None,
                  rank: bool = False) -> str:
     """HTML table of `rows` (already sorted); best value per column marked; `reference`
-    (the ground truth) appended in grey and never marked."""
+    (the recordings, the floor) first in grey and never marked. Each mean carries its 95%
+    interval below it."""
     names = _columns(rows, names)
     best = best_values(rows, names)
     rtf_max = max([r["metrics"].get("rtf") or 0 for r in rows] + [1e-12])
@@ -106,7 +124,7 @@ def metric_table(rows: list[dict], names, reference: dict | None = None,
     cells += "".join(f'<th title="{n}">{METRICS[n][0]} {BETTER_ARROW[METRICS[n][1]]}</th>'
                      for n in names)
     out = [f"<table><thead><tr>{cells}</tr></thead><tbody>"]
-    for row in rows + ([reference] if reference else []):
+    for row in ([reference] if reference else []) + rows:
         is_ref = row is reference
         cls = "reference" if is_ref else ("top" if row.get("rank") == 1 else "")
         tds = []
@@ -120,6 +138,9 @@ def metric_table(rows: list[dict], names, reference: dict | None = None,
             if n == "rtf" and value is not None and not is_ref:
                 width = RTF_BAR_MAX * value / rtf_max
                 text = f'<span class="bar" style="width:{width:.0f}px"></span>{text}'
+            ci = interval_text(row, n)
+            if ci:
+                text += f'<span class="ci">{ci}</span>'
             tds.append(f'<td class="best">{BEST_MARK} {text}</td>' if marked
                        else f"<td>{text}</td>")
         out.append(f'<tr class="{cls}">{"".join(tds)}</tr>')
@@ -130,21 +151,53 @@ def metric_table(rows: list[dict], names, reference: dict | None = None,
 # ------------------------------------------------------------------------------ verdict
 
 
-def verdict(pairs: list[dict], copies: list[dict], truth: dict | None,
-            rank_by) -> dict:
-    """The headline facts: best pair, fastest pair, best copy-synthesis vocoder, WER floor."""
-    facts: dict = {}
+def verdict(pairs: list[dict], copies: list[dict], truth: dict | None, rank_by,
+            curves: dict | None = None, intelligible_wer_gap: float = 0.1) -> dict:
+    """The headline facts: the floor (recordings), intelligible pairs, networks still
+    improving, best / fastest pair, best copy-synthesis vocoder, and what to do next.
+
+    `curves`: {network: `tts.curves.trend` result} from the training plots."""
+    facts: dict = {"rank_by": list(rank_by), "intelligible_wer_gap": intelligible_wer_gap}
+    if truth:
+        facts["floor"] = truth
+        facts["floor_wer"] = truth["metrics"].get("wer")
     if pairs:
         facts["best_pair"] = pairs[0]
         timed = [p for p in pairs if p["metrics"].get("rtf") is not None]
         if timed:
             facts["fastest_pair"] = min(timed, key=lambda p: p["metrics"]["rtf"])
+        gaps = [(p, p["metrics"].get("wer_gap")) for p in pairs]
+        facts["intelligible"] = [p for p, g in gaps if g is not None
+                                 and g <= intelligible_wer_gap]
+        facts["unintelligible"] = [p for p, g in gaps if g is not None
+                                   and g > intelligible_wer_gap]
     if copies:
         facts["best_vocoder"] = min(copies, key=lambda c: sort_key(c["metrics"].get("mcd"), "low"))
-    if truth:
-        facts["floor_wer"] = truth["metrics"].get("wer")
-    facts["rank_by"] = list(rank_by)
+    curves = curves or {}
+    facts["improving"] = {name: c for name, c in curves.items() if c.get("improving")}
+    facts["curves"] = curves
+    facts["actions"] = actions(facts)
     return facts
+
+
+def actions(facts: dict) -> list[str]:
+    """What to do next, in plain words."""
+    todo = []
+    for name, c in facts.get("improving", {}).items():
+        todo.append(f"{name} was still improving when training stopped ({c['signal']} "
+                    f"{c['previous']:.3g} → {c['last']:.3g} over the last "
+                    f"{c['last_steps']} steps): raise `{c['steps_key']}` and re-run "
+                    f"`dvc repro`.")
+    if facts.get("unintelligible") and not facts.get("intelligible"):
+        best = min(facts["unintelligible"], key=lambda p: p["metrics"]["wer_gap"])
+        todo.append(f"No pair is intelligible yet (best: {best['label']}, WER "
+                    f"{fmt('wer', best['metrics'].get('wer'))} against the recordings' "
+                    f"{fmt('wer', facts.get('floor_wer'))}): raise the networks' `steps` "
+                    f"or use a bigger preset (presets/).")
+    if not todo and facts.get("intelligible"):
+        todo.append("Every network had stopped improving; compare pairs by MOS and MCD, or "
+                    "move to a larger preset to lower the floor further.")
+    return todo
 
 
 def _speed(rtf: float) -> str:
@@ -152,8 +205,47 @@ def _speed(rtf: float) -> str:
             else f"{rtf:.1f}× slower than real time")
 
 
+def _with_ci(row: dict, name: str) -> str:
+    ci = interval_text(row, name)
+    return fmt(name, row["metrics"].get(name)) + (f" {ci}" if ci else "")
+
+
+def verdict_list(facts: dict) -> str:
+    """The floor and the verdict as sentences."""
+    items = []
+    floor = facts.get("floor")
+    if floor:
+        items.append(f"<b>Floor</b> (the recordings, n = {floor['n']}): WER "
+                     f"{_with_ci(floor, 'wer')}, predicted MOS {_with_ci(floor, 'mos')}. "
+                     f"No pair can be judged below it."
+                     + (f" MCD cannot go below {_with_ci(floor, 'mcd_band_floor')} dB: the "
+                        f"recordings against their own low-pass at the mels' upper "
+                        f"frequency (audio.fmax)."
+                        if floor["metrics"].get("mcd_band_floor") else ""))
+    gap = facts.get("intelligible_wer_gap", 0.1)
+    if "intelligible" in facts:
+        names = ", ".join(html.escape(p["label"]) for p in facts["intelligible"]) or "none"
+        items.append(f"<b>Intelligible</b> (WER within {gap:g} of the recordings on the same "
+                     f"sentences): {names}.")
+    curves = facts.get("curves") or {}
+    if curves:
+        still = ", ".join(html.escape(n) for n in facts.get("improving", {})) or "none"
+        items.append(f"<b>Still improving when training stopped</b> (under-trained): {still}.")
+    for action in facts.get("actions", []):
+        items.append(f"<b>Next</b>: {html.escape(action)}")
+    return f'<ul class="verdict">{"".join(f"<li>{i}</li>" for i in items)}</ul>' if items \
+        else ""
+
+
 def cards(facts: dict) -> str:
     parts = []
+    if facts.get("floor"):
+        f = facts["floor"]
+        parts.append(
+            f'<div class="card floor"><h3>The floor: recordings</h3><div class="big">WER '
+            f'{fmt("wer", f["metrics"].get("wer"))} · MOS {fmt("mos", f["metrics"].get("mos"))}'
+            f'</div><div class="note">n = {f["n"]}; WER {interval_text(f, "wer")}, MOS '
+            f'{interval_text(f, "mos")} (95%)</div></div>')
     if "best_pair" in facts:
         p = facts["best_pair"]
         m = p["metrics"]
@@ -161,7 +253,8 @@ def cards(facts: dict) -> str:
         parts.append(
             f'<div class="card best"><h3>Best-sounding pair (rank 1)</h3>'
             f'<div class="big">{html.escape(p["label"])}</div>'
-            f'<div>WER {fmt("wer", m.get("wer"))} · MCD {fmt("mcd", m.get("mcd"))} dB · '
+            f'<div>WER {fmt("wer", m.get("wer"))} · MOS {fmt("mos", m.get("mos"))} · '
+            f'MCD {fmt("mcd", m.get("mcd"))} dB · '
             f'RTF {fmt("rtf", m.get("rtf"))}</div><div>{audio_tag(first)}</div>'
             f'<div class="note">mean rank over {", ".join(facts["rank_by"])}</div></div>')
     if "fastest_pair" in facts:
@@ -179,11 +272,6 @@ def cards(facts: dict) -> str:
             f'<div class="card"><h3>Best vocoder (copy synthesis)</h3><div class="big">'
             f'{html.escape(c["label"])}</div><div>MCD {fmt("mcd", m.get("mcd"))} dB · PESQ '
             f'{fmt("pesq", m.get("pesq"))} · STOI {fmt("stoi", m.get("stoi"))}</div></div>')
-    if facts.get("floor_wer") is not None:
-        parts.append(
-            f'<div class="card"><h3>Recognizer on the recordings</h3><div class="big">WER '
-            f'{fmt("wer", facts["floor_wer"])}</div><div class="note">the floor: PocketSphinx '
-            f'errors on real audio; a pair cannot be judged below it</div></div>')
     return f'<div class="cards">{"".join(parts)}</div>'
 
 
@@ -239,7 +327,10 @@ def figure_sections(pairs: list[dict], copies: list[dict]) -> str:
 
 def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict,
                 acoustic_names, vocoder_names, missing: list[str], title: str,
-                subtitle: str) -> str:
+                subtitle: str, partial: list[dict] = (),
+                curve_figures: dict[str, str] | None = None) -> str:
+    """`partial`: rows evaluated on fewer sentences (shown, not ranked); `curve_figures`:
+    {network: PNG path} of the learning curves."""
     missing_note = ""
     if missing:
         missing_note = ('<p class="missing">Not evaluated (run the stage to include it): '
@@ -247,8 +338,31 @@ def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts
     rank_by = html.escape(", ".join(facts["rank_by"]))
     pair_table = metric_table(pairs, PAIR_METRICS, truth, rank=True) if pairs else \
         "<p>No pair evaluated yet.</p>"
-    copy_table = metric_table(copies, COPY_METRICS, truth) if copies else \
-        "<p>No vocoder evaluated yet.</p>"
+    copy_table = metric_table(copies, COPY_METRICS, facts.get("truth_copies", truth)) \
+        if copies else "<p>No vocoder evaluated yet.</p>"
+    partial_html = ""
+    skipped = [r for r in partial if not r["n"]]
+    partial = [r for r in partial if r["n"]]
+    if skipped:
+        partial_html += ("<p class=\"note\">Not evaluated on any sentence (e.g. "
+                         "<code>evaluate.wavenet_utterances: 0</code>): "
+                         + ", ".join(html.escape(r["label"]) for r in skipped) + ".</p>")
+    if partial:
+        partial_html += (
+            "<h2>Evaluated on fewer sentences (not ranked)</h2><p class=\"note\">These rows "
+            "ran on a subset of the test sentences (WaveNet generates one sample at a time: "
+            "<code>evaluate.wavenet_utterances</code>), so their means are not comparable with "
+            "the tables above and they are neither ranked nor picked by the verdict.</p>"
+            + metric_table(partial, ALL_METRICS))
+    curves_html = ""
+    if curve_figures:
+        images = "".join(f"<div style=\"display:inline-block\">{image_tag(path, name)}</div>"
+                         for name, path in curve_figures.items() if Path(path).is_file())
+        curves_html = (
+            "<h2>Learning curves</h2><p class=\"note\">Validation loss, and where logged the "
+            "predicted MOS and recognizer CER of validation clips (vocoders: copy synthesis; "
+            "acoustic models: their mel through Griffin-Lim), per training step. A curve still "
+            "falling at its last point means the network is under-trained.</p>" + images)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -257,22 +371,29 @@ def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts
 <h1>{html.escape(title)}</h1>
 <p class="meta">{html.escape(subtitle)}</p>
 {cards(facts)}
+{verdict_list(facts)}
 {missing_note}
 <h2>Text to speech: every acoustic model × every vocoder</h2>
 <p class="note">Sorted by rank (mean of the column ranks in {rank_by});
 {BEST_MARK} marks the best value of each column; ↓ lower is better, ↑ higher is better, →1 closest
-to 1 is best. MCD and log-F0 RMSE are against the recording after dynamic time warping; WER/CER
-are PocketSphinx's words against the transcript; align score (share of attention near the
-diagonal) and failures (no stop, or align score below the threshold) exist for attention
-models only; RTF is compute seconds per second of audio (below 1: faster than real time).
-n: test sentences (WaveNet, autoregressive and slow, runs on fewer). The grey row is the
-recordings measured the same way.</p>
+to 1 is best. Every mean is over the n test sentences all ranked rows share, with its 95%
+bootstrap interval below it. The grey first row is the recordings measured the same way:
+the floor. WER/CER are the recognizer's words (Whisper tiny.en unless
+<code>evaluate.recognizer</code> says otherwise) against the transcript, both normalized the
+same way; "− recordings" columns are the pair minus the recordings, sentence by sentence;
+MOS is DistillMOS's predicted mean opinion score (1–5, no reference needed); MCD (WORLD/SPTK
+mel-cepstra, c1–c34, α 0.455) and log-F0 RMSE are against the recording after dynamic time
+warping; align score (share of attention near the diagonal) and failures (no stop, or align
+score below the threshold) exist for attention models only; RTF is compute seconds per
+second of audio (below 1: faster than real time).</p>
 {pair_table}
 <h2>Copy synthesis: each vocoder on the recordings' own mels</h2>
 <p class="note">How much each vocoder alone loses: the recorded log-mel in, audio out,
 compared sample-aligned with the recording (MR-STFT: multi-resolution STFT distance; PESQ
 wide band, 1–4.6; STOI 0–1).</p>
 {copy_table}
+{partial_html}
+{curves_html}
 <h2>Listen</h2>
 {listening_grid(pairs, copies, truth, acoustic_names, vocoder_names)}
 <h2>Figures</h2>
@@ -294,22 +415,38 @@ def markdown_table(rows: list[dict], names, reference: dict | None = None,
     head = (["rank"] if rank else []) + ["system", "n"] + [
         f"{METRICS[n][0]} {BETTER_ARROW[METRICS[n][1]]}" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows + ([reference] if reference else []):
+    for row in ([reference] if reference else []) + rows:
         is_ref = row is reference
         cells = ([str("" if is_ref else row.get("rank", ""))] if rank else []) + [
             f"*{row['label']}*" if is_ref else row["label"], str(row["n"])]
         for n in names:
             value = row["metrics"].get(n)
             text = fmt(n, value)
-            cells.append(f"**{text}**" if not is_ref and n in best and text == fmt(n, best[n])
-                         else text)
+            text = f"**{text}**" if not is_ref and n in best and text == fmt(n, best[n]) \
+                else text
+            ci = interval_text(row, n)
+            cells.append(f"{text} {ci}" if ci else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict,
-                    missing: list[str], title: str, subtitle: str) -> str:
+                    missing: list[str], title: str, subtitle: str,
+                    partial: list[dict] = ()) -> str:
     lines = [f"# {title}", "", subtitle, ""]
+    if facts.get("floor"):
+        f = facts["floor"]
+        lines.append(f"- Floor (recordings, n = {f['n']}): WER {_with_ci(f, 'wer')}, "
+                     f"predicted MOS {_with_ci(f, 'mos')}; MCD floor of the mel band limit "
+                     f"(audio.fmax) {_with_ci(f, 'mcd_band_floor')} dB")
+    if "intelligible" in facts:
+        lines.append(f"- Intelligible (WER within {facts['intelligible_wer_gap']:g} of the "
+                     f"recordings): {', '.join(p['label'] for p in facts['intelligible']) or 'none'}")
+    if facts.get("curves"):
+        lines.append(f"- Still improving when training stopped: "
+                     f"{', '.join(facts.get('improving', {})) or 'none'}")
+    for action in facts.get("actions", []):
+        lines.append(f"- Next: {action}")
     if "best_pair" in facts:
         p = facts["best_pair"]
         lines.append(f"- Best-sounding pair: **{p['label']}** (rank 1; mean rank over "
@@ -321,32 +458,42 @@ def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, f
     if "best_vocoder" in facts:
         lines.append(f"- Best vocoder in copy synthesis (MCD): "
                      f"**{facts['best_vocoder']['label']}**")
-    if facts.get("floor_wer") is not None:
-        lines.append(f"- Recognizer WER on the recordings (the floor): "
-                     f"{fmt('wer', facts['floor_wer'])}")
     if missing:
         lines.append(f"- Not evaluated: {', '.join(missing)}")
     lines += ["", "## Text to speech (best per column in bold)", ""]
     lines.append(markdown_table(pairs, PAIR_METRICS, truth, rank=True) if pairs
                  else "No pair evaluated yet.")
     lines += ["", "## Copy synthesis", ""]
-    lines.append(markdown_table(copies, COPY_METRICS, truth) if copies
-                 else "No vocoder evaluated yet.")
+    lines.append(markdown_table(copies, COPY_METRICS, facts.get("truth_copies", truth))
+                 if copies else "No vocoder evaluated yet.")
+    skipped = [r["label"] for r in partial if not r["n"]]
+    partial = [r for r in partial if r["n"]]
+    if partial:
+        lines += ["", "## Evaluated on fewer sentences (not ranked)", ""]
+        lines.append(markdown_table(partial, ALL_METRICS))
+    if skipped:
+        lines += ["", f"Not evaluated on any sentence: {', '.join(skipped)}"]
     return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------ metrics
 
 
-def dvc_metrics(pairs: list[dict], copies: list[dict], truth: dict | None) -> dict:
-    """Numbers only (`dvc metrics diff` compares them); pairs keyed `acoustic-vocoder`."""
+def dvc_metrics(pairs: list[dict], copies: list[dict], truth: dict | None,
+                partial: list[dict] = ()) -> dict:
+    """Numbers only (`dvc metrics diff` compares them); pairs keyed `acoustic-vocoder`;
+    rows on fewer sentences under "unranked"."""
     def clean(row: dict) -> dict:
         values = {k: v for k, v in row["metrics"].items() if v is not None}
-        return {**values, "n": row["n"]}
+        intervals = {k: {"lo": lo, "hi": hi} for k, (lo, hi) in
+                     (row.get("intervals") or {}).items()}
+        return {**values, "n": row["n"], **({"ci95": intervals} if intervals else {})}
 
     out: dict = {"pairs": {p["key"]: {**clean(p), "rank": p["rank"], "quality": p["quality"]}
                            for p in pairs},
                  "copy_synthesis": {c["key"]: clean(c) for c in copies}}
     if truth:
         out["ground_truth"] = clean(truth)
+    if partial:
+        out["unranked"] = {r["key"]: clean(r) for r in partial}
     return out

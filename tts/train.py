@@ -36,7 +36,7 @@ from tts.tracking import Tracker, write_metrics, write_plot
 # 30 steps: weights 1e-3 apart); the effective count is part of the run hash.
 # `init_from` is a location: the base model's sha256 goes into the hash instead.
 NON_SEMANTIC_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
-                       "val_utterances", "init_from")
+                       "val_utterances", "init_from", "val_listen_clips", "val_listen_seconds")
 # Metrics that measure the machine, not the model: kept out of the model file so the
 # same params and data give the same bytes (they still go to the metrics JSON and MLflow).
 TIMING_METRICS = ("steps_per_second",)
@@ -188,7 +188,7 @@ class Trainer:
                  data: TrainData, paths: RunPaths, tracker: Tracker | None = None,
                  teacher: torch.nn.Module | None = None, hash_extra: dict | None = None,
                  log_media: Callable | None = None, quiet: bool = False,
-                 payload_extra: dict | None = None):
+                 payload_extra: dict | None = None, listen: Callable | None = None):
         self.name, self.model_cfg, self.train, self.data, self.paths = \
             name, model_cfg, train, data, paths
         self.rank, self.world = distributed()
@@ -205,6 +205,7 @@ class Trainer:
             self.model.bind_teacher(teacher)
         self.tracker = tracker or Tracker(name, enabled=False)
         self.log_media, self.quiet = log_media, quiet
+        self.listen = listen  # (model, val_batches) -> {"mos", "cer"}: tts.quality
         self.payload_extra = payload_extra or {}  # recorded in every checkpoint (provenance)
         numerics = {"threads": torch.get_num_threads()} if self.device.type == "cpu" else {}
         if hasattr(model_cfg, "n_symbols"):  # a new symbol table never resumes an old run
@@ -338,6 +339,8 @@ class Trainer:
                 and hasattr(self.model, "sample")):
             media = self.model.sample(to_device(self.data.val_batches[0], self.device))
             self.log_media(self.tracker, media, self.data.val_batches[0], self.step)
+        if self.listen and self.rank == 0:
+            sums |= self.listen(self.model, self.data.val_batches)
         self.model.train()
         return {f"val_{k}": v for k, v in sums.items()}
 
@@ -367,6 +370,10 @@ class Trainer:
                 val = self.validate()
                 if self.rank == 0:
                     self.tracker.log_metrics(val, self.step)
+                if self.history and self.history[-1]["step"] == self.step:
+                    self.history[-1].update(val)  # the plots TSV gets the learning curve
+                else:
+                    self.history.append({"step": self.step, **val})
             if self.step % train.checkpoint_every == 0 or done or self.step == stop_at:
                 self.save_checkpoint()
             if self.step == stop_at:
