@@ -138,6 +138,8 @@ def main() -> None:
                         help="training budget per vocoder and clip (wall minutes)")
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--results", default=NAME,
+                        help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     params = load_params(ROOT / "params.yaml")
@@ -169,7 +171,7 @@ def main() -> None:
                 if name == "wavenet":
                     teacher = model.requires_grad_(False)
     print_table([{k: v for k, v in r.items() if k != "heard"} for r in rows])
-    path = write_results(NAME, rows, minutes_budget=args.minutes, eval_every=args.eval_every,
+    path = write_results(args.results, rows, minutes_budget=args.minutes, eval_every=args.eval_every,
                          max_steps=args.max_steps, pass_rule=f"WER <= {MAX_WER} and MOS >= "
                          f"Griffin-Lim's - {MAX_MOS_GAP}")
     print(f"wrote {path}")
