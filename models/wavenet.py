@@ -12,6 +12,13 @@ Generation is the "Fast WaveNet" scheme (Paine et al. 2016): every layer keeps a
 its own past inputs, so each new sample costs one small step per layer instead of a pass
 of the whole stack over the receptive field.
 
+The head's log-scale outputs start at `initial_log_scale` (-4: a scale of ~0.02, the
+spread of speech's next-sample error in [-1, 1]) rather than 0 (scale 1, twelve times the
+RMS of speech): from 0, Adam at lr 1e-3 needs thousands of steps only to narrow the
+logistics (issue 13: NLL 9.06 -> 7.92 nats in 2,000 steps on one clip, no better than a
+first-order linear predictor's 7.9). From -4 the NLL on one clip is 7.56 at step 200
+(9.04 from 0).
+
 The building blocks (`Upsampler`, `ResidualLayer`, `WaveNetStack`) and the mixture
 functions are shared with the Parallel WaveNet student (`models/parallel_wavenet.py`).
 """
@@ -46,6 +53,9 @@ class WaveNetConfig:
     upsample_factors: tuple[int, ...] = (16, 16)  # transposed-conv stages; product = hop
     n_mixtures: int = 10  # logistic components of the output distribution
     log_scale_min: float = -7.0  # floor of each component's log-scale
+    # log-scale every component starts at (the bias of the head's log-scale outputs); near
+    # the spread of a next-sample prediction error of speech (~0.02 in [-1, 1]), not 0
+    initial_log_scale: float = -4.0
     quantization_bits: int = 16  # the audio grid the likelihood is discretized on
     # feature contract (filled from `audio:`)
     sample_rate: int = 22050
@@ -353,6 +363,8 @@ class WaveNet(nn.Module):
         self.cfg = cfg
         self.upsample = Upsampler(cfg.n_mels, cfg.upsample_factors)
         self.stack = WaveNetStack(MIXTURE_PARAMS * cfg.n_mixtures, cfg.layers, cfg)
+        with torch.no_grad():  # output order: logits, means, log-scales (split_mixture)
+            self.stack.head[-1].bias[2 * cfg.n_mixtures:].fill_(cfg.initial_log_scale)
 
     def condition(self, mel: torch.Tensor) -> torch.Tensor:
         # mel (B, n_mels, T) -> (B, n_mels, T * hop)

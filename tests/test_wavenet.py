@@ -171,4 +171,6 @@ def test_overfitting_a_short_clip_lowers_the_nll(mini_corpus):
         optimizer.step()
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses)
-    assert sum(losses[-5:]) / 5 < losses[0] - 1.0  # nats per sample
+    # nats per sample (the log-scales start at initial_log_scale, near the data's spread,
+    # so the first loss is already ~2 nats below an untrained scale of 1)
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.5

@@ -1,0 +1,181 @@
+"""Memorization: does each neural vocoder learn one clip on CPU, and how fast?
+
+    python -m benchmarks.memorize_vocoders [--clips lj builtin] [--vocoders wavegrad ...]
+        [--minutes 20] [--eval-every 500] [--max-steps 20000]
+
+Each vocoder trains through the one loop (`tts.train.Trainer`, via `tts.memorize`) on
+one clip, at the size and recipe of params.yaml (the default model; only `steps` and the
+validation cadence change), on one thread. Every `--eval-every` steps it vocodes the whole
+clip (copy synthesis from the recording's mel) and scores it: log-mel L1 to the recording,
+Whisper tiny.en WER against the transcript and DistillMOS. A vocoder passes when
+WER <= 0.2 and its MOS is within 0.5 of Griffin-Lim's (32 iterations) on the same clip;
+training stops at the first pass or when `--minutes` of training (or `--max-steps`) are
+spent. The Parallel WaveNet student distills from the WaveNet teacher trained just
+before it on the same clip. Clips: LJ001-0002 from ../shared/data/ljspeech-mini and the
+first utterance of a builtin eSpeak corpus synthesized with the default `data.builtin`
+params (2 utterances; the first is used).
+
+Rows: one per vocoder and clip, with the steps and training minutes at the pass (or at
+the end), the scores there, and the recording's and Griffin-Lim's scores for reference.
+The machine is shared: minutes are wall time on one torch thread and vary with load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import models
+from benchmarks.harness import print_table, write_results
+from tts.audio import griffin_lim
+from tts.config import BuiltinCorpusConfig, load_params
+from tts.memorize import (clip_data, clip_features, copy_synthesis, log_mel_distance,
+                          quick_train_config)
+from tts.train import RunPaths, Trainer, seed_everything
+
+NAME = "memorize_vocoders"
+ROOT = Path(__file__).resolve().parents[1]
+LJ_CORPUS = ROOT.parent / "shared" / "data" / "ljspeech-mini"
+LJ_CLIP = "LJ001-0002"
+BUILTIN_UTTERANCES = 2
+VOCODERS = ("wavegrad", "wavenet", "parallel_wavenet")  # the student needs the teacher first
+MAX_WER = 0.2
+MAX_MOS_GAP = 0.5
+GRIFFIN_LIM_ITERS = 32
+
+
+def load_clips(names: list[str], workdir: Path, audio_cfg) -> list[dict]:
+    clips = []
+    for name in names:
+        if name == "lj":
+            if not (LJ_CORPUS / "metadata.csv").is_file():
+                print(f"skipping the LJSpeech clip: {LJ_CORPUS} not found")
+                continue
+            corpus, uid = LJ_CORPUS, LJ_CLIP
+        elif name == "builtin":
+            from tts.corpus import synthesize_builtin
+
+            corpus = workdir / "builtin"
+            synthesize_builtin(BuiltinCorpusConfig(n_utterances=BUILTIN_UTTERANCES), corpus)
+            uid = None
+        else:
+            raise SystemExit(f"unknown clip {name!r}: use lj or builtin")
+        rows = [line.split("|") for line in
+                (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines() if line]
+        row = next(r for r in rows if uid is None or r[0] == uid)
+        feats = clip_features(corpus / "wavs" / f"{row[0]}.wav", audio_cfg)
+        clips.append({"clip": name, "id": row[0], "text": row[-1], "feats": feats})
+    return clips
+
+
+class Judge:
+    """Whisper WER and DistillMOS of audio against a clip's transcript."""
+
+    def __init__(self, sample_rate: int):
+        from tts.mos import load_mos_predictor
+        from tts.recognizer import load_recognizer, offline_hub
+
+        offline_hub()
+        self.rate = sample_rate
+        self.recognizer = load_recognizer("whisper")
+        self.mos = load_mos_predictor()
+
+    def __call__(self, audio, text: str) -> dict:
+        from tts.recognizer import error_rates
+
+        wav = np.asarray(audio, dtype=np.float32)
+        heard = self.recognizer.transcribe(wav, self.rate)
+        return {"wer": error_rates(text, heard)["wer"], "mos": self.mos(wav, self.rate),
+                "heard": heard}
+
+
+def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, args,
+             workdir: Path, teacher=None) -> tuple[dict, torch.nn.Module]:
+    """Train `name` on the clip until it passes or the budget ends; the result row."""
+    audio_cfg = params.audio
+    train_cfg, model_cfg = params.network(name)
+    train_cfg = quick_train_config(train_cfg, steps=args.max_steps,
+                                   checkpoint_every=args.eval_every, val_every=args.max_steps)
+    data = clip_data(clip["id"], clip["feats"], train_cfg, audio_cfg)
+    seed_everything(train_cfg.seed)
+    model = models.build_model(name, model_cfg)
+    trainer = Trainer(name, model, model_cfg, train_cfg, data,
+                      RunPaths(workdir / name / "checkpoints", workdir / name / "model.pt"),
+                      teacher=teacher, quiet=True)
+    trained, row = 0.0, {}
+    params_count = sum(p.numel() for p in model.parameters())
+    for stop in range(args.eval_every, args.max_steps + 1, args.eval_every):
+        started = time.perf_counter()
+        trainer.fit(stop_at=stop)
+        trained += time.perf_counter() - started
+        audio = copy_synthesis(trainer.model.eval(), clip["feats"]["mel"], seed=0)
+        score = judge(audio, clip["text"])
+        row = {"vocoder": name, "clip": clip["clip"], "params_M": params_count / 1e6,
+               "steps": stop, "train_min": trained / 60,
+               "log_mel_l1": log_mel_distance(audio, clip["feats"]["audio"], audio_cfg),
+               "wer": score["wer"], "mos": score["mos"], "gl_mos": reference_mos,
+               "passed": bool(score["wer"] <= MAX_WER
+                              and score["mos"] >= reference_mos - MAX_MOS_GAP),
+               "heard": score["heard"]}
+        print(f"  {name} on {clip['clip']}: step {stop}, {trained / 60:.1f} min, log-mel L1 "
+              f"{row['log_mel_l1']:.3f}, WER {row['wer']:.2f}, MOS {row['mos']:.2f} "
+              f"(Griffin-Lim {reference_mos:.2f}), heard {score['heard']!r}", flush=True)
+        if row["passed"] or trained > args.minutes * 60:
+            break
+    return row, trainer.model.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", nargs="+", default=["lj", "builtin"])
+    parser.add_argument("--vocoders", nargs="+", default=list(VOCODERS), choices=VOCODERS)
+    parser.add_argument("--minutes", type=float, default=20.0,
+                        help="training budget per vocoder and clip (wall minutes)")
+    parser.add_argument("--eval-every", type=int, default=500)
+    parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--results", default=NAME,
+                        help="name of the results file (benchmarks/results/NAME.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    params = load_params(ROOT / "params.yaml")
+    audio_cfg = params.audio
+    judge = Judge(audio_cfg.sample_rate)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for clip in load_clips(args.clips, tmp, audio_cfg):
+            real = clip["feats"]["audio"]
+            gl = griffin_lim(torch.from_numpy(clip["feats"]["mel"]), audio_cfg,
+                             n_iter=GRIFFIN_LIM_ITERS)
+            for system, audio in (("recording", real), ("griffin_lim", gl)):
+                score = judge(audio, clip["text"])
+                rows.append({"vocoder": system, "clip": clip["clip"],
+                             "log_mel_l1": log_mel_distance(audio, real, audio_cfg),
+                             "wer": score["wer"], "mos": score["mos"], "heard": score["heard"]})
+            gl_mos = rows[-1]["mos"]
+            teacher = None
+            for name in args.vocoders:
+                if name == "parallel_wavenet" and teacher is None:
+                    print("skipping parallel_wavenet: it distills from the wavenet trained "
+                          "in this run (add wavenet to --vocoders)")
+                    continue
+                row, model = memorize(name, clip, params, judge, gl_mos, args,
+                                      tmp / clip["clip"], teacher if name ==
+                                      "parallel_wavenet" else None)
+                rows.append(row)
+                if name == "wavenet":
+                    teacher = model.requires_grad_(False)
+    print_table([{k: v for k, v in r.items() if k != "heard"} for r in rows])
+    path = write_results(args.results, rows, minutes_budget=args.minutes, eval_every=args.eval_every,
+                         max_steps=args.max_steps, pass_rule=f"WER <= {MAX_WER} and MOS >= "
+                         f"Griffin-Lim's - {MAX_MOS_GAP}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
