@@ -23,6 +23,7 @@ an estimate everywhere it is quoted.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ import yaml
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.harness import print_table, write_results
+from benchmarks.harness import RESULTS_DIR, print_table, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "presets" / "ljspeech-gpu.yaml"
@@ -101,16 +102,12 @@ def measure(name: str, params, data: Path) -> dict:
         model.loss(batch)["loss"].backward()
         optimizer.step()
 
-    step()  # warm-up (allocations, lazy init)
+    flops, ops = FlopCounterMode(display=False), _OpCounter()
+    with flops, ops:  # also the warm-up (allocations, lazy init) of the timed step
+        step()
     start = time.perf_counter()
     step()
     cpu_s = time.perf_counter() - start
-    flops = FlopCounterMode(display=False)
-    with flops:
-        step()
-    ops = _OpCounter()
-    with ops:
-        step()
     scale_batch = train_cfg.batch_size / CPU_BATCH
     if models.spec(name).data == "text":
         seconds = float(batch["mel_lengths"].float().mean()) * params.audio.frame_seconds
@@ -138,11 +135,16 @@ def main() -> None:
     torch.set_num_threads(1)
     params = recipe_params()
     rows = []
+    previous = RESULTS_DIR / "gpu_estimate.json"
+    if set(args.networks) != set(NETWORKS) and previous.is_file():  # refresh some rows only
+        rows = [r for r in json.loads(previous.read_text())["rows"]
+                if r["network"] not in args.networks]
     for name in args.networks:
         rows.append(measure(name, params, args.data))
         print(rows[-1], flush=True)
     print(f"\nESTIMATE for one {GPU}: compute at {MFU:.0%} of {PEAK_FLOPS / 1e12:.0f} TFLOP/s "
           f"bf16, or {LAUNCH_S * 1e6:.0f} us per kernel launch, whichever is slower")
+    rows.sort(key=lambda r: NETWORKS.index(r["network"]))
     print_table(rows)
     path = write_results("gpu_estimate", rows, estimate=True, gpu=GPU, peak_flops=PEAK_FLOPS,
                          mfu=MFU, launch_s=LAUNCH_S, recipe=str(RECIPE.relative_to(REPO)))

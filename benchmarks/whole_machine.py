@@ -111,14 +111,14 @@ def main() -> None:
                              "speedup_vs_baseline": base / m["wall_s"],
                              "cpu_per_wall": m["cpu_s"] / m["wall_s"]})
                 print(rows[-1], flush=True)
-    summary = [{"way": w,
-                "speedup_vs_baseline": statistics.median(
-                    x["speedup_vs_baseline"] for x in rows if x["way"] == w),
-                "cpu_per_wall": statistics.median(x["cpu_per_wall"] for x in rows
-                                                  if x["way"] == w)} for w in ways]
+            summary = [{"way": w,
+                        "speedup_vs_baseline": statistics.median(
+                            x["speedup_vs_baseline"] for x in rows if x["way"] == w),
+                        "cpu_per_wall": statistics.median(x["cpu_per_wall"] for x in rows
+                                                          if x["way"] == w)} for w in ways]
+            path = write_results("whole_machine", rows, summary=summary, cores=cores,
+                                 networks=args.networks, steps=args.steps, rounds=r + 1)
     print_table(summary)
-    path = write_results("whole_machine", rows, summary=summary, cores=cores,
-                         networks=args.networks, steps=args.steps)
     print(f"wrote {path}")
 
 
