@@ -11,6 +11,8 @@ TEXT     ?= The quick brown fox jumps over the lazy dog.
 ACOUSTIC ?=
 VOCODER  ?=
 OUT      ?= synth.wav
+# stages at once in `make run` (0 = all cores; 1 = one at a time, like `dvc repro`)
+JOBS     ?= 0
 
 .PHONY: setup run test synth report bench lint mlflow-ui clean
 
@@ -21,8 +23,8 @@ $(STAMP): requirements.txt build-constraints.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-run: setup                       ## the whole DAG on the embedded corpus
-	dvc repro
+run: setup                       ## the whole DAG on the embedded corpus, stages side by side
+	$(PY) -m tts.parallel_repro --jobs $(JOBS)
 
 test: setup                      ## unit tests + one end-to-end tiny pipeline
 	$(PY) -m pytest tests -q

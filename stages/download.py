@@ -1,6 +1,7 @@
 """Stage `download`: make the LJSpeech-layout corpus `--out` from `data.corpus`.
 
-`builtin` synthesizes prompts with eSpeak NG (offline, byte-identical for the same params);
+`builtin` synthesizes prompts with Piper's VITS voice or eSpeak NG (`data.builtin.engine`;
+offline, byte-identical for the same params);
 `ljspeech` fetches the LJSpeech 1.1 archive (resumable, verified, kept in
 `data.ljspeech.download_dir` and never fetched twice) and stream-extracts it; any other
 value is a folder in LJSpeech layout, copied. Relative paths are taken from the repo root.

@@ -60,6 +60,9 @@ def test_unknown_section_is_refused(raw):
     ("model.precision", "fp16", "model.precision"),
     ("model.lr", True, "model.lr"),
     ("split.val_count", 0, "split.val_count"),
+    ("data.builtin.engine", "festival", "data.builtin.engine"),
+    ("data.builtin.length_jitter", 1.5, "data.builtin.length_jitter"),
+    ("data.builtin.noise_scale", -0.1, "data.builtin.noise_scale"),
 ])
 def test_wrong_type_or_impossible_value(raw, dotted, value, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):

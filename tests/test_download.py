@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import io
@@ -219,12 +220,13 @@ def _hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_builtin_is_byte_identical_and_well_formed(tmp_path):
+@pytest.mark.parametrize("engine", ["piper", "espeak"])
+def test_builtin_is_byte_identical_and_well_formed(engine, tmp_path):
     from tts.text import normalize
 
-    cfg = BuiltinCorpusConfig(n_utterances=3, seed=7)
-    run(DataConfig(builtin=cfg), tmp_path / "a")
-    run(DataConfig(builtin=cfg), tmp_path / "b")
+    cfg = BuiltinCorpusConfig(n_utterances=3, seed=7, engine=engine, workers=1)
+    run(DataConfig(builtin=cfg), tmp_path / "a")  # piper: one process, then two workers
+    run(DataConfig(builtin=dataclasses.replace(cfg, workers=2)), tmp_path / "b")
     assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
     assert len(_hashes(tmp_path / "a")) == 4  # metadata.csv + 3 wavs
     rows = corpus.read_metadata(tmp_path / "a" / "metadata.csv")
@@ -253,8 +255,18 @@ def test_builtin_plan_ids_and_jitter():
     assert len({(r, p) for _, _, r, p in plan}) > 1  # jitter varies
 
 
+def test_builtin_engines_speak_the_same_prompts(tmp_path):
+    piper, espeak = (BuiltinCorpusConfig(n_utterances=2, engine=e, workers=1)
+                     for e in ("piper", "espeak"))
+    run(DataConfig(builtin=piper), tmp_path / "p")
+    run(DataConfig(builtin=espeak), tmp_path / "e")
+    assert ((tmp_path / "p" / "metadata.csv").read_bytes()
+            == (tmp_path / "e" / "metadata.csv").read_bytes())
+    assert _hashes(tmp_path / "p") != _hashes(tmp_path / "e")
+
+
 def test_builtin_resamples_to_configured_rate(tmp_path):
-    cfg = BuiltinCorpusConfig(n_utterances=1, sample_rate=16000)
+    cfg = BuiltinCorpusConfig(n_utterances=1, sample_rate=16000, workers=1)
     run(DataConfig(builtin=cfg), tmp_path / "c")
     (wav,) = (tmp_path / "c" / "wavs").glob("*.wav")
     assert sf.info(str(wav)).samplerate == 16000

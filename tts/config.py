@@ -36,6 +36,12 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class BuiltinCorpusConfig:
     n_utterances: int = 240  # prompts synthesized
+    engine: Literal["piper", "espeak"] = "piper"  # Piper's VITS voice | eSpeak NG formants
+    length_scale: float = 1.0  # piper: phoneme length factor (> 1 slower)
+    length_jitter: float = 0.08  # piper: uniform +- per utterance
+    noise_scale: float = 0.667  # piper: VITS prior noise (seeded per utterance)
+    noise_w_scale: float = 0.8  # piper: VITS duration noise (seeded per utterance)
+    workers: int = 0  # piper: synthesis processes; 0 = all cores
     voice: str = "en-us"  # eSpeak NG voice
     rate_wpm: int = 160  # mean speaking rate
     rate_jitter_wpm: int = 12  # uniform +- per utterance
@@ -47,6 +53,11 @@ class BuiltinCorpusConfig:
     def validate(self, key: str) -> None:
         _check(self.n_utterances >= 1, f"{key}.n_utterances", "must be at least 1")
         _check(self.sample_rate > 0, f"{key}.sample_rate", "must be positive")
+        _check(0 <= self.length_jitter < self.length_scale, f"{key}.length_jitter",
+               "must be >= 0 and below length_scale")
+        _check(self.noise_scale >= 0 and self.noise_w_scale >= 0, f"{key}.noise_scale",
+               "noise_scale and noise_w_scale must be >= 0")
+        _check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
         _check(80 <= self.rate_wpm - self.rate_jitter_wpm, f"{key}.rate_wpm",
                "rate_wpm - rate_jitter_wpm must be at least 80 (eSpeak's minimum)")
         _check(0 <= self.pitch - self.pitch_jitter and self.pitch + self.pitch_jitter <= 99,

@@ -1,9 +1,10 @@
-"""LJSpeech-format corpora: reading, the builtin eSpeak corpus, LJSpeech download, splits.
+"""LJSpeech-format corpora: reading, the builtin synthesized corpus, LJSpeech download, splits.
 
 A corpus is a folder with `metadata.csv` (`id|text|normalized`, no header) and
 `wavs/<id>.wav`, the layout of LJSpeech 1.1 (Ito & Johnson, 2017). Three sources make one:
-`synthesize_builtin` (eSpeak NG, offline), `fetch_archive` + `extract_archive` (a verified,
-resumable download of the LJSpeech tarball) and `copy_folder` (any folder in that layout).
+`synthesize_builtin` (Piper's VITS voice or eSpeak NG, offline), `fetch_archive` +
+`extract_archive` (a verified, resumable download of the LJSpeech tarball) and
+`copy_folder` (any folder in that layout).
 Each writes into a staging folder beside its output and renames it into place at the end,
 so a failure never leaves a half-written corpus.
 
@@ -190,36 +191,68 @@ def resample_int16(samples: np.ndarray, orig: int, target: int) -> np.ndarray:
     return x.astype(np.int16)
 
 
-def synthesize_builtin(cfg, out: Path, text_cfg=None, prompts_path: Path = PROMPTS) -> dict:
-    """Speak `cfg.n_utterances` prompts with eSpeak NG into an LJSpeech-layout `out`.
+def _builtin_key(uid: str) -> tuple[int, int]:
+    """(take, prompt number) of a builtin id BI<take>-<prompt>."""
+    take, prompt = uid.removeprefix(BUILTIN_PREFIX).split("-")
+    return int(take), int(prompt)
 
-    eSpeak speaks the normalized text (`tts.text.normalize` with `text_cfg`), so the sound
-    matches what the phonemizer reads ("1800" is not read two ways); `text` keeps the
-    prompt as written.
-    """
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] -> int16 (rounded, clipped)."""
+    x = np.round(np.asarray(samples, np.float64) * INT16_SCALE)
+    return np.clip(x, -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
+
+
+def _espeak_many(cfg, jobs: list[tuple[str, int, int]]) -> Iterator[tuple[np.ndarray, int]]:
     from tts import espeak
+
+    for text, rate, pitch in jobs:
+        yield espeak.synthesize(text, cfg.voice, rate, pitch), espeak.sample_rate()
+
+
+def _piper_many(cfg, jobs: list[tuple[str, int, int]]) -> Iterator[tuple[np.ndarray, int]]:
+    from tts import piper_voice
+
+    for samples in piper_voice.speak_many(cfg, jobs, cfg.workers):
+        yield to_int16(samples), piper_voice.SAMPLE_RATE
+
+
+def synthesize_builtin(cfg, out: Path, text_cfg=None, prompts_path: Path = PROMPTS) -> dict:
+    """Speak `cfg.n_utterances` prompts into an LJSpeech-layout `out` with `cfg.engine`:
+    Piper's VITS voice (`tts.piper_voice`) or eSpeak NG (`tts.espeak`).
+
+    Either speaks the normalized text (`tts.text.normalize` with `text_cfg`), so the sound
+    matches what the phonemizer reads ("1800" is not read two ways); `text` keeps the
+    prompt as written. Both are byte-identical for the same params.
+    """
     from tts.text import DEFAULT_CONFIG, normalize
 
     text_cfg = text_cfg or DEFAULT_CONFIG
-
     prompts = read_prompts(prompts_path)
+    plan = builtin_plan(cfg, len(prompts))
+    normalized = [normalize(prompts[prompt], text_cfg) for _, prompt, _, _ in plan]
+    if cfg.engine == "piper":
+        audio = _piper_many(cfg, [(text, *_builtin_key(uid))
+                                  for text, (uid, *_) in zip(normalized, plan)])
+    else:
+        audio = _espeak_many(cfg, [(text, rate, pitch)
+                                   for text, (_, _, rate, pitch) in zip(normalized, plan)])
     rows, seconds = [], 0.0
     with staged_dir(out) as tmp:
         (tmp / WAVS).mkdir()
-        for uid, prompt, rate, pitch in tqdm(builtin_plan(cfg, len(prompts)), desc="synthesize",
-                                             unit="utt"):
-            text = prompts[prompt]
-            normalized = normalize(text, text_cfg)
-            samples = espeak.synthesize(normalized, cfg.voice, rate, pitch)
+        for (uid, prompt, _, _), text, (samples, rate) in tqdm(
+                zip(plan, normalized, audio), total=len(plan), desc=f"synthesize ({cfg.engine})",
+                unit="utt"):
             if samples.size == 0:
-                raise CorpusError(f"eSpeak produced no audio for prompt {prompt + 1} of "
-                                  f"{prompts_path}: {text!r}; fix or remove that line")
-            samples = resample_int16(samples, espeak.sample_rate(), cfg.sample_rate)
+                raise CorpusError(f"{cfg.engine} produced no audio for prompt {prompt + 1} of "
+                                  f"{prompts_path}: {prompts[prompt]!r}; fix or remove that line")
+            samples = resample_int16(samples, rate, cfg.sample_rate)
             write_wav(tmp / WAVS / f"{uid}.wav", samples, cfg.sample_rate)
-            rows.append(Utterance(uid, text, normalized))
+            rows.append(Utterance(uid, prompts[prompt], text))
             seconds += samples.size / cfg.sample_rate
         write_metadata(tmp / METADATA, rows)
-    return {"corpus": "builtin", "utterances": len(rows), "hours": seconds / 3600}
+    return {"corpus": "builtin", "engine": cfg.engine, "utterances": len(rows),
+            "hours": seconds / 3600}
 
 
 # ----------------------------------------------------------------------------- download
