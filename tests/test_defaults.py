@@ -59,7 +59,7 @@ def sections() -> list[tuple[str, type, dict]]:
             for name, path in config.EXTRA_SECTIONS.items()]
     for name in models.REGISTRY:
         spec = models.spec(name)
-        section = config._get_path(RAW, spec.section) or {}
+        section = config.get_path(RAW, spec.section) or {}
         out.append((spec.section, spec.config_cls, section))
     return out
 

@@ -10,7 +10,6 @@ maps `model_name` to its config class and network.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import tempfile
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from tts.digest import sha256_file
 from tts.text import symbol_table_id
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8})\.pt$")
@@ -126,8 +126,4 @@ def load_model(path: str | Path):
 
 def file_hash(path: str | Path) -> str:
     """sha256 of a file (e.g. a teacher checkpoint recorded in the student's run)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

@@ -357,7 +357,8 @@ _CORE = {"data": DataConfig, "split": SplitConfig, "audio": AudioConfig,
          "features": FeaturesConfig, "model": TrainConfig}
 
 
-def _get_path(raw: dict, dotted: str) -> dict | None:
+def get_path(raw: dict, dotted: str) -> Any:
+    """The value at a dotted key of raw params (`dctts.text2mel`), or None where absent."""
     node: Any = raw
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -370,7 +371,7 @@ def network_config(params: Params, name: str) -> tuple[TrainConfig, Any]:
     from models import spec
 
     s = spec(name)
-    section = _get_path(params.raw, s.section) or {}
+    section = get_path(params.raw, s.section) or {}
     if not isinstance(section, dict):
         raise ConfigError(f"params: `{s.section}` must be a mapping")
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -434,7 +435,7 @@ def parse_params(raw: dict) -> Params:
              for name in EXTRA_SECTIONS if name in raw}
     params = Params(**core, raw=raw, extra=extra)
     for name in REGISTRY:  # validate every network section eagerly
-        if _get_path(raw, spec(name).section) is not None:
+        if get_path(raw, spec(name).section) is not None:
             network_config(params, name)
     check_paired_networks(params)
     return params

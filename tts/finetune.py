@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tts.config import CONTRACT_FIELDS, AudioConfig, TrainConfig, to_dict
+from tts.config import CONTRACT_FIELDS, AudioConfig, TrainConfig, get_path, to_dict
 
 SCRATCH = '""'  # how to write "train from scratch" in a message
 
@@ -66,21 +66,12 @@ class FineTune:
 # ----------------------------------------------------------------------- keys and files
 
 
-def _section_of(raw: dict, dotted: str) -> Any:
-    node: Any = raw
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def key_of(raw: dict, name: str, field_name: str) -> str:
     """The params key a network's `field_name` came from: its own section or `model:`."""
     from models import spec
 
     section = spec(name).section
-    own = _section_of(raw, section)
+    own = get_path(raw, section)
     return f"{section}.{field_name}" if isinstance(own, dict) and field_name in own \
         else f"model.{field_name}"
 

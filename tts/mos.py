@@ -16,11 +16,12 @@ Reference points measured with this module (mean over clips): real LJSpeech reco
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from tts.digest import sha256_file
 
 MOS_RATE = 16000  # Hz, DistillMOS's input rate
 MOS_MIN, MOS_MAX = 1.0, 5.0
@@ -43,7 +44,7 @@ def _weights_path() -> Path:
     path = Path(distillmos.__file__).parent / DISTILLMOS_WEIGHTS
     if not path.is_file():
         raise MOSError(f"{path} is missing; reinstall distillmos")
-    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    got = sha256_file(path)
     if got != DISTILLMOS_SHA256:
         raise MOSError(f"{path} has SHA-256 {got}, expected {DISTILLMOS_SHA256}: the installed "
                        f"distillmos is not the pinned version; reinstall it from "

