@@ -33,6 +33,17 @@ def test_downstream_counts():
     assert parallel_repro.downstream_counts(deps) == {"a": 3, "b": 2, "c": 1, "d": 0, "e": 0}
 
 
+def test_critical_paths_put_the_longest_training_chain_first():
+    deps = {"align": set(), "wavenet": set(), "fs2": {"align"}, "student": {"wavenet"},
+            "eval_fs2": {"fs2"}, "eval_student": {"student"}}
+    chain = parallel_repro.critical_paths(deps, {"fs2": 2500, "wavenet": 600, "student": 400})
+    assert chain["align"] == 2500 and chain["wavenet"] == 1000 and chain["eval_fs2"] == 0
+    # the shipped params: FastSpeech 2 (2,500 steps) heads the longest chain
+    steps = parallel_repro.training_steps(REPO)
+    assert steps["train_fastspeech2"] == max(steps.values())
+    assert len(steps) == 7
+
+
 @pytest.fixture()
 def dvc_repo(tmp_path):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -4,7 +4,10 @@ DVC runs one stage at a time, so on a 2-core machine a one-thread training stage
 core idle, and the seven training stages and sixteen evaluation stages mostly do not depend
 on each other. This driver reads the DAG from DVC and keeps `jobs` processes of
 `dvc repro --single-item STAGE` running, starting a stage once every stage it depends on
-has finished; among ready stages, the one with the most stages downstream goes first.
+has finished. Among ready stages, the one heading the longest chain of training steps goes
+first (a training stage weighs its network's `steps`; FastSpeech 2's long budget then starts
+right after `align` instead of after the shorter networks), then the one with the most stages
+downstream.
 
 DVC's own locks keep this safe: each `dvc repro` holds the repository lock only while it
 checks and commits a stage (not while the command runs), and read/write locks on the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -32,6 +36,7 @@ LOCK_MESSAGE = "Unable to acquire lock"  # dvc's message when another process ho
 LOCK_RETRIES = 20
 LOCK_RETRY_WAIT_S = 2.0
 POLL_S = 0.5
+TRAIN_COMMAND = re.compile(r"-m stages\.train (\w+)")  # training stages: their network's name
 LOG_TAIL_LINES = 40
 
 
@@ -82,6 +87,42 @@ def downstream_counts(deps: dict[str, set[str]]) -> dict[str, int]:
     return {s: len(below(s)) for s in deps}
 
 
+def training_steps(root: Path) -> dict[str, int]:
+    """{stage: its network's `steps`} for the training stages of `root`'s dvc.yaml (empty
+    where the params do not load: the order then falls back to downstream counts)."""
+    import yaml
+
+    from tts.config import ConfigError, load_params
+
+    try:
+        params = load_params(root / "params.yaml")
+        stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    except (OSError, ConfigError, KeyError, TypeError):
+        return {}
+    steps = {}
+    for name, stage in stages.items():
+        match = TRAIN_COMMAND.search(str(stage.get("cmd", "")))
+        if match:
+            steps[name] = params.network(match.group(1))[0].steps
+    return steps
+
+
+def critical_paths(deps: dict[str, set[str]], cost: dict[str, int]) -> dict[str, int]:
+    """{stage: its cost plus the costliest chain of stages below it}."""
+    users: dict[str, set[str]] = {s: set() for s in deps}
+    for s, ds in deps.items():
+        for d in ds:
+            users[d].add(s)
+    memo: dict[str, int] = {}
+
+    def path(s: str) -> int:
+        if s not in memo:
+            memo[s] = cost.get(s, 0) + max((path(u) for u in users[s]), default=0)
+        return memo[s]
+
+    return {s: path(s) for s in deps}
+
+
 def _start(stage: str, attempt: int, root: Path) -> Job:
     log = root / LOG_DIR / f"{stage.replace('@', '-')}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +145,7 @@ def run(root: Path, jobs: int = 0, targets: list[str] | None = None) -> int:
         jobs = len(affinity(0)) if affinity else os.cpu_count() or 1
     deps = stage_graph(root, targets or [])
     rank = downstream_counts(deps)
+    chain = critical_paths(deps, training_steps(root))
     done: set[str] = set()
     running: dict[str, Job] = {}
     waiting: dict[str, float] = {}  # stage -> time its lock retry may start
@@ -114,7 +156,7 @@ def run(root: Path, jobs: int = 0, targets: list[str] | None = None) -> int:
         now = time.monotonic()
         ready = sorted((s for s in deps if s not in done and s not in running
                         and deps[s] <= done and waiting.get(s, 0) <= now),
-                       key=lambda s: (-rank[s], s))
+                       key=lambda s: (-chain[s], -rank[s], s))
         while not failed and ready and len(running) < jobs:
             stage = ready.pop(0)
             running[stage] = _start(stage, attempts.get(stage, 0), root)
