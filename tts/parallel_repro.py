@@ -72,11 +72,17 @@ def stage_graph(root: Path, targets: list[str]) -> dict[str, set[str]]:
                 for name, s in nodes.items() if name in keep}
 
 
-def downstream_counts(deps: dict[str, set[str]]) -> dict[str, int]:
+def _users(deps: dict[str, set[str]]) -> dict[str, set[str]]:
+    """{stage: stages that depend on it directly}: `deps` read the other way."""
     users: dict[str, set[str]] = {s: set() for s in deps}
     for s, ds in deps.items():
         for d in ds:
             users[d].add(s)
+    return users
+
+
+def downstream_counts(deps: dict[str, set[str]]) -> dict[str, int]:
+    users = _users(deps)
     memo: dict[str, set[str]] = {}
 
     def below(s: str) -> set[str]:
@@ -109,10 +115,7 @@ def training_steps(root: Path) -> dict[str, int]:
 
 def critical_paths(deps: dict[str, set[str]], cost: dict[str, int]) -> dict[str, int]:
     """{stage: its cost plus the costliest chain of stages below it}."""
-    users: dict[str, set[str]] = {s: set() for s in deps}
-    for s, ds in deps.items():
-        for d in ds:
-            users[d].add(s)
+    users = _users(deps)
     memo: dict[str, int] = {}
 
     def path(s: str) -> int:
