@@ -12,6 +12,7 @@ change of its settings re-evaluates exactly the pairs that use it. The inversion
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -47,3 +48,12 @@ class GriffinLim(nn.Module):
 
         return torch.stack([griffin_lim(m, self.audio, self.cfg.n_iter, self.cfg.momentum,
                                         self.cfg.seed) for m in mel])  # (B, T * hop)
+
+
+def from_settings(saved: dict) -> tuple[GriffinLim, Any]:
+    """(vocoder, its feature contract) from the `griffin_lim` stage's settings record
+    `{"griffin_lim": {...}, "audio": {...}}` (KeyError / TypeError when it is not one)."""
+    from tts.config import AudioConfig
+
+    audio = AudioConfig(**saved["audio"])
+    return GriffinLim(GriffinLimConfig(**saved["griffin_lim"]), audio), audio

@@ -2,112 +2,35 @@
 
 Aligns every utterance of the `--split` lists (train, val and test, so evaluation can
 compare durations) with `align.aligner` (pocketsphinx or mfa; see tts/align.py), then reads
-each TextGrid back with the one reader onto the split's phonemes. Writes to `--out`:
-`textgrids/<id>.TextGrid`, `alignment.tsv` (id phonemes durations pitch energy) and
-`report.json` (counts, drops with reasons, mean phone length, pause counts, aligner version).
+each TextGrid back with the one reader onto the split's phonemes
+(`tts.alignments.write_alignments`). Writes to `--out`: `textgrids/<id>.TextGrid`,
+`alignment.tsv` (id phonemes durations pitch energy) and `report.json` (counts, drops
+with reasons, mean phone length, pause counts, aligner version).
 """
 
 from __future__ import annotations
 
-import argparse
-import collections
-import csv
 import json
-import tempfile
 from pathlib import Path
 
-import numpy as np
-
+from stages import arguments, known_errors
 from tts import align, corpus
-from tts.config import AudioConfig, ConfigError, load_params
-from tts.featstore import FeatureStore
-
-HEADER = ("id", "phonemes", "durations", "pitch", "energy")
-DECIMALS = 4  # pitch / energy z-scores in alignment.tsv
+from tts.alignments import write_alignments
+from tts.config import AudioConfig, load_params
 
 
 def run(cfg: align.AlignConfig, audio_cfg: AudioConfig, corpus_dir: Path, split_dir: Path,
         features_dir: Path, out: Path, text_cfg=None) -> dict:
     """Align, write `out` (replaced only on success) and return the report."""
-    store = FeatureStore(features_dir)
-    entries = [(name, e) for name in corpus.SPLITS
-               for e in corpus.read_split(Path(split_dir) / f"{name}.tsv")]
-    dropped, utts = {}, []
-    for _, e in entries:
-        try:
-            utts.append(align.utterance(e.id, Path(corpus_dir) / corpus.WAVS / f"{e.id}.wav",
-                                        e.normalized, list(e.phonemes), text_cfg))
-        except align.AlignmentDropped as exc:
-            dropped[e.id] = str(exc)
-    rows, counts, phone_frames = [], collections.Counter(), []
-    with corpus.staged_dir(Path(out)) as tmp, tempfile.TemporaryDirectory() as work:
-        grids = tmp / "textgrids"
-        failed, version = align.align_corpus(utts, grids, cfg, audio_cfg, Path(work))
-        dropped.update(failed)
-        stats = store.stats
-        for name, e in entries:
-            if e.id in dropped:
-                continue
-            try:
-                dur, c = align.durations_from_textgrid(
-                    grids / f"{e.id}.TextGrid", list(e.phonemes), store.n_frames(e.id),
-                    audio_cfg.sample_rate, audio_cfg.hop_length, cfg, e.id)
-            except align.AlignmentDropped as exc:
-                dropped[e.id] = str(exc)
-                continue
-            item = store[e.id]
-            pitch, energy = align.phone_averages(dur, item["f0"], item["voiced"],
-                                                 item["energy"], stats)
-            rows.append((e.id, " ".join(e.phonemes), " ".join(map(str, dur)),
-                         " ".join(f"{v:.{DECIMALS}f}" for v in pitch),
-                         " ".join(f"{v:.{DECIMALS}f}" for v in energy)))
-            counts.update(c)
-            counts[f"aligned_{name}"] += 1
-            counts.update(p for p in e.phonemes if p in align.PAUSES)
-            phone_frames += [d for p, d in zip(e.phonemes, dur) if p not in align.PAUSES]
-        with open(tmp / "alignment.tsv", "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-            writer.writerow(HEADER)
-            writer.writerows(rows)
-        report = make_report(cfg, version, len(entries), rows, dropped, counts, phone_frames,
-                             audio_cfg)
-        (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    if not rows:
-        raise ValueError(f"align: no utterance could be aligned; see {out}/report.json")
-    return report
-
-
-def make_report(cfg, version, total, rows, dropped, counts, phone_frames, audio_cfg) -> dict:
-    by_reason = collections.Counter(r.split(":")[0].split(" (")[0] for r in dropped.values())
-    mean_frames = float(np.mean(phone_frames)) if phone_frames else 0.0
-    return {
-        "aligner": cfg.aligner, "version": version, "utterances": total,
-        "aligned": len(rows), "dropped": len(dropped),
-        "aligned_by_split": {n: counts[f"aligned_{n}"] for n in corpus.SPLITS},
-        "dropped_by_reason": dict(by_reason), "dropped_ids": dict(sorted(dropped.items())),
-        "mean_phone_frames": round(mean_frames, 3),
-        "mean_phone_ms": round(1000 * mean_frames * audio_cfg.frame_seconds, 2),
-        "pauses": {k: counts[k] for k in ("sil", "sp", "pauses_aligned", "pauses_empty",
-                                          "silences_absorbed")},
-        "frames_moved": counts["frames_moved"],  # boundary shifts giving every phone a frame
-    }
+    return write_alignments(cfg, audio_cfg, corpus_dir, split_dir, features_dir, out, text_cfg)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="LJSpeech-layout corpus")
-    parser.add_argument("--split", type=Path, required=True, help="folder of split lists")
-    parser.add_argument("--features", type=Path, required=True, help="feature store")
-    parser.add_argument("--out", type=Path, required=True, help="alignment folder to write")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "corpus split features out")
+    with known_errors("align", corpus.CorpusError, RuntimeError, ValueError, FileNotFoundError):
         params = load_params(args.params)
         report = run(params.section("align"), params.audio, args.corpus, args.split,
                      args.features, args.out, params.section("text"))
-    except (ConfigError, corpus.CorpusError, RuntimeError, ValueError,
-            FileNotFoundError) as exc:
-        raise SystemExit(f"align: {exc}") from exc
     print(json.dumps({k: report[k] for k in ("aligner", "version", "aligned", "dropped",
                                              "mean_phone_ms", "pauses")}))
 

@@ -12,12 +12,12 @@ model, or new bytes at the same path).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import models
-from tts.config import ConfigError, load_params
+from stages import arguments, known_errors
+from tts.config import load_params
 from tts.corpus import staged_dir
 from tts.finetune import FineTuneError, manifest
 
@@ -32,14 +32,9 @@ def run(params, out: Path) -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder of manifests")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "out")
+    with known_errors("base_models", FineTuneError):
         records = run(load_params(args.params), args.out)
-    except (ConfigError, FineTuneError) as exc:
-        raise SystemExit(f"base_models: {exc}") from exc
     for name, record in records.items():
         if record["init_from"]:
             print(f"{name}: {record['init_from']} (sha256 {record['sha256'][:12]})")

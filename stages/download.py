@@ -9,13 +9,13 @@ value is a folder in LJSpeech layout, copied. Relative paths are taken from the 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from urllib.parse import urlparse
 
+from stages import arguments, known_errors
 from tts import corpus
-from tts.config import ConfigError, DataConfig, load_params
+from tts.config import DataConfig, load_params
 from tts.text import TextConfig
 
 
@@ -34,15 +34,10 @@ def run(data: DataConfig, out: Path, text: TextConfig | None = None,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="corpus folder to write")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "out")
+    with known_errors("download", corpus.CorpusError, corpus.DownloadError):
         params = load_params(args.params)
         summary = run(params.data, args.out, params.section("text"))
-    except (corpus.CorpusError, corpus.DownloadError, ConfigError) as exc:
-        raise SystemExit(f"download: {exc}") from exc
     print(json.dumps(summary))
 
 

@@ -10,42 +10,29 @@ report's reference wavs to --out.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from stages import arguments, known_errors
 from tts import evaluation as E
-from tts.config import ConfigError, load_params
+from tts.config import load_params
 from tts.corpus import CorpusError, staged_dir
-
-
-def _scoring_device(params) -> str:
-    from tts.inference import resolve_device
-
-    return str(resolve_device(params.section("synth").device))
 
 
 def run(params, split: Path, features: Path, out: Path) -> dict:
     cfg = params.section("evaluate")
     utterances = E.test_utterances(split, features, cfg.utterances)
-    scorers = E.load_scorers(cfg, _scoring_device(params))
+    scorers = E.load_scorers(cfg, E.scoring_device(params))
     with staged_dir(out) as tmp:
-        summary = E.evaluate_ground_truth(utterances, tmp, params.audio, cfg, scorers)
+        summary = E.evaluate_ground_truth(utterances, tmp, params.audio, cfg, scorers=scorers)
         E.write_summary(tmp, [summary])
     return summary
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", type=Path, required=True, help="folder of split lists")
-    parser.add_argument("--features", type=Path, required=True, help="feature store")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "split features out")
+    with known_errors("evaluate_ground_truth", CorpusError, ValueError):
         summary = run(load_params(args.params), args.split, args.features, args.out)
-    except (ConfigError, CorpusError, ValueError) as exc:
-        raise SystemExit(f"evaluate_ground_truth: {exc}") from exc
     print(json.dumps({"n": summary["n"], **summary["metrics"]}))
 
 

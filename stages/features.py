@@ -8,12 +8,12 @@ train split only; per-split counts under "splits"). The same inputs give identic
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from stages import arguments, known_errors
 from tts import audio, corpus, featstore
-from tts.config import AudioConfig, ConfigError, FeaturesConfig, load_params
+from tts.config import AudioConfig, FeaturesConfig, load_params
 
 
 def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, corpus_dir: Path, split_dir: Path,
@@ -45,17 +45,10 @@ def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, corpus_dir: Path, split_dir
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="LJSpeech-layout corpus")
-    parser.add_argument("--split", type=Path, required=True, help="folder of split lists")
-    parser.add_argument("--out", type=Path, required=True, help="feature store to write")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "corpus split out")
+    with known_errors("features", audio.AudioError, corpus.CorpusError, ValueError):
         params = load_params(args.params)
         stats = run(params.audio, params.features, args.corpus, args.split, args.out)
-    except (audio.AudioError, corpus.CorpusError, ConfigError, ValueError) as exc:
-        raise SystemExit(f"features: {exc}") from exc
     print(json.dumps({k: stats[k] for k in ("n_utterances", "n_frames", "seconds", "splits")}))
 
 

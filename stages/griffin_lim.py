@@ -9,14 +9,14 @@ Griffin-Lim depend on that folder, so changing its settings re-evaluates exactly
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
 from pathlib import Path
 
 from models.griffin_lim import GriffinLimConfig
-from tts.config import AudioConfig, ConfigError, load_params, to_dict
+from stages import arguments, known_errors
+from tts.config import AudioConfig, load_params, to_dict
 
 
 def run(cfg: GriffinLimConfig, audio: AudioConfig, out: Path) -> dict:
@@ -30,15 +30,10 @@ def run(cfg: GriffinLimConfig, audio: AudioConfig, out: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="config.json to write")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "out")
+    with known_errors("griffin_lim"):
         params = load_params(args.params)
         record = run(params.section("griffin_lim"), params.audio, args.out)
-    except ConfigError as exc:
-        raise SystemExit(f"griffin_lim: {exc}") from exc
     print(json.dumps(record["griffin_lim"]))
 
 

@@ -12,38 +12,45 @@ the best score per n to --metrics. Same params and model -> same files.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+import models
+from stages import arguments, known_errors
 from tts import corpus
 from tts import noise_schedule as ns
 from tts.checkpoint import CheckpointError, load_model
-from tts.config import AudioConfig, ConfigError, load_params
+from tts.config import AudioConfig, load_params
 from tts.featstore import FeatureStore
 from tts.tracking import write_metrics
 
-MODEL_NAME = "wavegrad"
+# The networks whose vocoder samples with searched noise schedules (the registry's
+# `schedules` trait): the only ones this search applies to.
+SCHEDULED = {p.network: m for m in models.MODELS.values() if m.schedules
+             for p in m.parts if p.network}
 
 
-def load_wavegrad(path: Path):
-    """(model, cfg) from a finished WaveGrad model file, or a clear refusal."""
+def load_scheduled(path: Path):
+    """The finished model file of a scheduled vocoder's network, or a clear refusal."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no trained WaveGrad model at {path}; the search scores "
-                                f"schedules on trained weights: run `dvc repro train_wavegrad`")
-    name, model, cfg = load_model(path)
-    if name != MODEL_NAME:
-        raise ValueError(f"{path} holds a {name} model, not {MODEL_NAME}")
-    return model, cfg
+        stages = " ".join(models.spec(n).stage_name for n in SCHEDULED)
+        raise FileNotFoundError(f"no trained model at {path}; the search scores schedules "
+                                f"on trained weights: run `dvc repro {stages}`")
+    loaded = load_model(path)
+    if loaded.name not in SCHEDULED:
+        raise ValueError(f"{path} holds a {loaded.name} model, not one of "
+                         f"{', '.join(SCHEDULED)} (vocoders with searched noise schedules)")
+    return loaded
 
 
 def run(cfg: ns.NoiseScheduleConfig, audio_cfg: AudioConfig, model_path: Path,
         split: Path, features: Path, out: Path, metrics_path: Path) -> dict:
-    model, model_cfg = load_wavegrad(model_path)
+    name, model, model_cfg = load_scheduled(model_path)
     if (model_cfg.n_mels, model_cfg.hop_length) != (audio_cfg.n_mels, audio_cfg.hop_length):
         raise ValueError(f"{model_path} was trained for n_mels={model_cfg.n_mels}, hop_length="
                          f"{model_cfg.hop_length}, but `audio:` now says {audio_cfg.n_mels}, "
-                         f"{audio_cfg.hop_length}: re-run `dvc repro train_wavegrad`")
+                         f"{audio_cfg.hop_length}: re-run `dvc repro "
+                         f"{models.spec(name).stage_name}`")
     val = [e.id for e in corpus.read_split(Path(split) / "val.tsv")]
     train = {e.id for e in corpus.read_split(Path(split) / "train.tsv")}
     clips = ns.select_clips(val, FeatureStore(features), cfg, audio_cfg.hop_length, train)
@@ -55,21 +62,12 @@ def run(cfg: ns.NoiseScheduleConfig, audio_cfg: AudioConfig, model_path: Path,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="trained WaveGrad model.pt")
-    parser.add_argument("--split", type=Path, required=True, help="folder of split lists")
-    parser.add_argument("--features", type=Path, required=True, help="feature store")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the schedules")
-    parser.add_argument("--metrics", type=Path, required=True, help="DVC metrics JSON")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "model split features out metrics")
+    with known_errors("search_noise_schedule", CheckpointError, corpus.CorpusError,
+                      FileNotFoundError, ValueError, RuntimeError):
         params = load_params(args.params)
         metrics = run(params.section("noise_schedule"), params.audio, args.model, args.split,
                       args.features, args.out, args.metrics)
-    except (ConfigError, CheckpointError, corpus.CorpusError, FileNotFoundError,
-            ValueError, RuntimeError) as exc:
-        raise SystemExit(f"search_noise_schedule: {exc}") from exc
     print(json.dumps(metrics))
 
 

@@ -12,12 +12,12 @@ features will resample or down-mix, and the transcript check's CER statistics an
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
+from stages import arguments, known_errors
 from tts import corpus
-from tts.config import ConfigError, SplitConfig, load_params
+from tts.config import SplitConfig, load_params
 from tts.text import TextConfig
 
 
@@ -28,17 +28,11 @@ def run(cfg: SplitConfig, corpus_dir: Path, out: Path, sample_rate: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="LJSpeech-layout corpus")
-    parser.add_argument("--out", type=Path, required=True, help="split folder to write")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    try:
+    args = arguments(__doc__, "corpus out")
+    with known_errors("split", corpus.CorpusError):
         params = load_params(args.params)
         report = run(params.split, args.corpus, args.out, params.audio.sample_rate,
                      params.section("text"))
-    except (corpus.CorpusError, ConfigError) as exc:
-        raise SystemExit(f"split: {exc}") from exc
     print(json.dumps({k: report[k] for k in ("counts", "hours", "dropped_by_reason")}))
 
 

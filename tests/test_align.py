@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from stages import align as stage
+from tts import alignments
 from tts import align, audio, corpus
 from tts.align import AlignConfig, AlignmentDropped, Interval
 from tts.config import AudioConfig, FeaturesConfig
@@ -255,7 +256,7 @@ def test_stage_on_real_speech(mini_corpus, tmp_path):
                        tmp_path / "align")
     store = FeatureStore(tmp_path / "f")
     rows = (tmp_path / "align" / "alignment.tsv").read_text().splitlines()
-    assert rows[0].split("\t") == list(stage.HEADER)
+    assert rows[0].split("\t") == list(alignments.HEADER)
     # the first clip's phonemes disagree with its text (a stale split) -> dropped
     first = corpus.read_split(split / "train.tsv")[0].id
     assert report["dropped"] == 1 and first in report["dropped_ids"]

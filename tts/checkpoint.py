@@ -14,11 +14,10 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from tts.digest import sha256_file
 from tts.text import symbol_table_id
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8})\.pt$")
@@ -27,6 +26,14 @@ SYMBOLS_KEY = "symbol_table"  # text models: tts.text.symbol_table_id() at train
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
+
+
+class LoadedModel(NamedTuple):
+    """A network rebuilt from a finished model or resume checkpoint."""
+
+    name: str  # registry name (`model_name` in the file)
+    model: torch.nn.Module  # in eval mode, on CPU
+    cfg: Any  # its config dataclass
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
@@ -102,8 +109,8 @@ def check_symbols(payload: dict, source: str) -> None:
             f"re-train it (`dvc repro` re-runs its training stage)")
 
 
-def build_from_payload(payload: dict, source: str = "checkpoint"):
-    """(model_name, model, cfg) from a payload produced by `model_payload`."""
+def build_from_payload(payload: dict, source: str = "checkpoint") -> LoadedModel:
+    """The network of a payload produced by `model_payload`."""
     from models import spec
 
     check_symbols(payload, source)
@@ -116,14 +123,9 @@ def build_from_payload(payload: dict, source: str = "checkpoint"):
         raise CheckpointError(f"{source}: cannot rebuild the model ({exc}); it was written "
                               f"by an incompatible version: re-run its training stage") from exc
     model.eval()
-    return payload["model_name"], model, cfg
+    return LoadedModel(payload["model_name"], model, cfg)
 
 
-def load_model(path: str | Path):
-    """(model_name, model in eval mode on CPU, cfg) from a model or resume checkpoint."""
+def load_model(path: str | Path) -> LoadedModel:
+    """The network of a model or resume checkpoint file (eval mode, CPU)."""
     return build_from_payload(read(path), str(path))
-
-
-def file_hash(path: str | Path) -> str:
-    """sha256 of a file (e.g. a teacher checkpoint recorded in the student's run)."""
-    return sha256_file(path)

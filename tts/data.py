@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from tts import corpus
-from tts.checkpoint import file_hash
+from tts.digest import sha256_file as file_hash
 from tts.corpus import SplitEntry
 from tts.text import PAD_ID, to_ids
 

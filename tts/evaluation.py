@@ -31,15 +31,19 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+import models
+from models import ACOUSTIC_MODELS, VOCODERS
 from tts import audio as A
 from tts import metrics as M
 from tts import plots
 from tts.attention import alignment_scores
+from tts.inference import resolve_device, seeded
 
 SUMMARY_FILE = "summary.json"
 UTTERANCES_FILE = "utterances.csv"
@@ -48,29 +52,38 @@ FIGURE_DIR = "figures"
 WARMUP_PHONEMES = ("sil", "AH0", "sil")  # untimed first call: lazy init stays out of the RTF
 WARMUP_FRAMES = 4
 
-# Every reported metric: (label, better: "low" | "high" | "one" (closest to 1), format).
-METRICS: dict[str, tuple[str, str, str]] = {
-    "mcd": ("MCD-DTW dB", "low", "{:.2f}"),
-    "mcd_band_floor": ("MCD of the fmax low-pass", "low", "{:.2f}"),
-    "log_f0_rmse": ("log-F0 RMSE", "low", "{:.3f}"),
-    "f0_rmse_cents": ("F0 RMSE cents", "low", "{:.0f}"),
-    "voicing_error": ("voicing err", "low", "{:.3f}"),
-    "stft": ("MR-STFT", "low", "{:.3f}"),
-    "pesq": ("PESQ wb", "high", "{:.2f}"),
-    "stoi": ("STOI", "high", "{:.3f}"),
-    "duration_ratio": ("duration ratio", "one", "{:.2f}"),
-    "wer": ("WER", "low", "{:.3f}"),
-    "cer": ("CER", "low", "{:.3f}"),
-    "mos": ("MOS (predicted)", "high", "{:.2f}"),
-    "wer_gap": ("WER − recordings", "low", "{:+.3f}"),
-    "mos_gap": ("MOS − recordings", "high", "{:+.2f}"),
-    "diagonal_mass": ("align score", "high", "{:.3f}"),
-    "skip_rate": ("skip rate", "low", "{:.3f}"),
-    "repeat_rate": ("repeat rate", "low", "{:.3f}"),
-    "failure_rate": ("align failures", "low", "{:.2f}"),
-    "rtf_acoustic": ("RTF acoustic", "low", "{:.3f}"),
-    "rtf_vocoder": ("RTF vocoder", "low", "{:.3f}"),
-    "rtf": ("RTF", "low", "{:.3f}"),
+
+class Metric(NamedTuple):
+    """How a reported metric is shown and compared."""
+
+    label: str  # column heading
+    better: str  # "low" | "high" | "one" (closest to 1)
+    format: str  # str.format pattern of one value
+
+
+# Every reported metric, by its key in the rows.
+METRICS: dict[str, Metric] = {
+    "mcd": Metric("MCD-DTW dB", "low", "{:.2f}"),
+    "mcd_band_floor": Metric("MCD of the fmax low-pass", "low", "{:.2f}"),
+    "log_f0_rmse": Metric("log-F0 RMSE", "low", "{:.3f}"),
+    "f0_rmse_cents": Metric("F0 RMSE cents", "low", "{:.0f}"),
+    "voicing_error": Metric("voicing err", "low", "{:.3f}"),
+    "stft": Metric("MR-STFT", "low", "{:.3f}"),
+    "pesq": Metric("PESQ wb", "high", "{:.2f}"),
+    "stoi": Metric("STOI", "high", "{:.3f}"),
+    "duration_ratio": Metric("duration ratio", "one", "{:.2f}"),
+    "wer": Metric("WER", "low", "{:.3f}"),
+    "cer": Metric("CER", "low", "{:.3f}"),
+    "mos": Metric("MOS (predicted)", "high", "{:.2f}"),
+    "wer_gap": Metric("WER − recordings", "low", "{:+.3f}"),
+    "mos_gap": Metric("MOS − recordings", "high", "{:+.2f}"),
+    "diagonal_mass": Metric("align score", "high", "{:.3f}"),
+    "skip_rate": Metric("skip rate", "low", "{:.3f}"),
+    "repeat_rate": Metric("repeat rate", "low", "{:.3f}"),
+    "failure_rate": Metric("align failures", "low", "{:.2f}"),
+    "rtf_acoustic": Metric("RTF acoustic", "low", "{:.3f}"),
+    "rtf_vocoder": Metric("RTF vocoder", "low", "{:.3f}"),
+    "rtf": Metric("RTF", "low", "{:.3f}"),
 }
 # Table order: intelligibility and distance first, then speed, then the diagnostics.
 PAIR_METRICS = ("wer", "wer_gap", "mos", "mos_gap", "cer", "mcd", "log_f0_rmse",
@@ -169,8 +182,9 @@ def test_utterances(split: Path, features: Path, limit: int) -> list[TestUtteran
 
 
 def subset(utterances: list[TestUtterance], vocoder: str, cfg: EvaluateConfig) -> list:
-    """What a vocoder is evaluated on: everything, WaveNet only the shortest few."""
-    return utterances[:cfg.wavenet_utterances] if vocoder == "wavenet" else utterances
+    """What a vocoder is evaluated on: everything; one slow to generate (WaveNet, one
+    sample at a time) only the shortest `wavenet_utterances`."""
+    return utterances[:cfg.wavenet_utterances] if models.named(vocoder).slow else utterances
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -242,6 +256,11 @@ class Scorers:
     mos: object = None
 
 
+def scoring_device(params) -> str:
+    """Where the recognizer and MOS predictor run: the `synth.device` of the params."""
+    return str(resolve_device(params.section("synth").device))
+
+
 def load_scorers(cfg: EvaluateConfig, device: str = "cpu") -> Scorers:
     """The recognizer and MOS predictor `cfg` asks for (loaded once per stage)."""
     recognizer = mos = None
@@ -302,7 +321,7 @@ def _save_figure(fig, path: Path, dpi: int) -> str:
     return str(path)
 
 
-def figures(out: Path, label: str, utt: TestUtterance, syn: np.ndarray, audio_cfg,
+def figures(out: Path, label: str, utt: TestUtterance, syn: np.ndarray, *, audio_cfg,
             cfg: EvaluateConfig, predicted_mel=None, attention=None) -> dict[str, str]:
     """Mel (acoustic output, resynthesized audio, recording), attention, F0 contours."""
     folder = out / FIGURE_DIR / label
@@ -339,7 +358,7 @@ def _set_threads(cfg: EvaluateConfig) -> None:
 
 
 def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
-                  cfg: EvaluateConfig, scorers: Scorers | None = None) -> dict:
+                  cfg: EvaluateConfig, *, scorers: Scorers | None = None) -> dict:
     """Text to speech with `synth` (a `tts.inference.Synthesizer`) on every utterance;
     writes wavs and figures under `out` and returns the summary row (with per-utterance
     rows under "rows")."""
@@ -372,8 +391,8 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
         if i < cfg.report_utterances:
             audio_links.append({"id": utt.id, "text": utt.text, "wav": link})
         if i < cfg.figure_utterances:
-            figs[utt.id] = figures(out, label, utt, wav, audio_cfg, cfg, res["mel"],
-                                   res["attention"])
+            figs[utt.id] = figures(out, label, utt, wav, audio_cfg=audio_cfg, cfg=cfg,
+                                   predicted_mel=res["mel"], attention=res["attention"])
         rows.append(row)
     if acoustic.attention:
         for row in rows:
@@ -388,12 +407,10 @@ def evaluate_pair(synth, utterances: list[TestUtterance], out: Path, audio_cfg,
 
 
 def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg,
-                  cfg: EvaluateConfig, seed: int = 0, device: str = "cpu",
+                  cfg: EvaluateConfig, *, seed: int = 0, device: str = "cpu",
                   scorers: Scorers | None = None) -> dict:
     """One vocoder (a `tts.inference.Vocoder`) on the recordings' own mels; sampling
     vocoders draw their noise from `seed`."""
-    from tts.inference import seeded
-
     _set_threads(cfg)
     label = vocoder.label
     utterances = subset(utterances, vocoder.name, cfg)
@@ -414,7 +431,7 @@ def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg
         if i < cfg.report_utterances:
             audio_links.append({"id": utt.id, "text": utt.text, "wav": link})
         if i < cfg.figure_utterances:
-            figs[utt.id] = figures(out, label, utt, wav, audio_cfg, cfg)
+            figs[utt.id] = figures(out, label, utt, wav, audio_cfg=audio_cfg, cfg=cfg)
         rows.append(row)
     return {"key": label, "kind": "copy", "acoustic": None, "vocoder": vocoder.name,
             "label": label, "n": len(rows), **summarize(rows, COPY_METRICS, cfg),
@@ -425,7 +442,7 @@ def evaluate_copy(vocoder, utterances: list[TestUtterance], out: Path, audio_cfg
 
 
 def evaluate_ground_truth(utterances: list[TestUtterance], out: Path, audio_cfg,
-                          cfg: EvaluateConfig, scorers: Scorers | None = None) -> dict:
+                          cfg: EvaluateConfig, *, scorers: Scorers | None = None) -> dict:
     """The recordings measured like a system: the recognizer's WER here is the floor."""
     label, rate = "ground_truth", audio_cfg.sample_rate
     rows, audio_links = [], []
@@ -493,6 +510,44 @@ def read_summaries(folder: Path) -> list[dict]:
     return rows
 
 
+@dataclass
+class Gathered:
+    """Every evaluation folder's summary rows, and the evaluations not run yet."""
+
+    pairs: list[dict]  # one per evaluated (acoustic model, vocoder) pair
+    copies: list[dict]  # copy synthesis: one per vocoder (variant)
+    truth: dict | None  # the recordings' row
+    missing: list[str]  # `dvc repro` targets of the evaluations without a summary
+
+    @property
+    def empty(self) -> bool:
+        return not (self.pairs or self.copies or self.truth)
+
+
+def gather(pairs_dir: Path, vocoders_dir: Path, truth_dir: Path) -> Gathered:
+    """The rows of `<pairs>/<acoustic>-<vocoder>/`, `<vocoders>/<vocoder>/` and the
+    ground-truth folder for every registry name; a folder without a summary is missing."""
+    found = Gathered([], [], None, [])
+    for a in ACOUSTIC_MODELS:
+        for v in VOCODERS:
+            folder = Path(pairs_dir) / f"{a}-{v}"
+            if (folder / SUMMARY_FILE).is_file():
+                found.pairs += read_summaries(folder)
+            else:
+                found.missing.append(f"evaluate_pair@{a}-{v}")
+    for v in VOCODERS:
+        folder = Path(vocoders_dir) / v
+        if (folder / SUMMARY_FILE).is_file():
+            found.copies += read_summaries(folder)
+        else:
+            found.missing.append(f"evaluate_vocoder@{v}")
+    if (Path(truth_dir) / SUMMARY_FILE).is_file():
+        found.truth = read_summaries(truth_dir)[0]
+    else:
+        found.missing.append("evaluate_ground_truth")
+    return found
+
+
 def shared_ids(rows: list[dict]) -> list[str]:
     """Utterance ids every complete row has: the rows with the most utterances define the
     set (a row evaluated on a subset, like WaveNet's, does not shrink it)."""
@@ -504,7 +559,7 @@ def shared_ids(rows: list[dict]) -> list[str]:
     return [u["id"] for u in full[0]["rows"] if u["id"] in common]
 
 
-def restrict(row: dict, ids: list[str], names, cfg: EvaluateConfig,
+def restrict(row: dict, ids: list[str], names, cfg: EvaluateConfig, *,
              reference: dict | None = None) -> dict:
     """`row` with metrics, intervals and n recomputed over `ids` only; with `reference`
     (the recordings) also the paired gaps `GAPS` (row minus reference, per utterance)."""
@@ -538,10 +593,10 @@ def compare(pairs: list[dict], copies: list[dict], truth: dict | None,
                                    GROUND_TRUTH_METRICS, cfg) if truth else None
     complete = [p for p in pairs if set(pair_ids) <= {u["id"] for u in p["rows"]}]
     partial = [p for p in pairs if p not in complete]
-    out["pairs"] = rank_pairs([restrict(p, pair_ids, PAIR_METRICS, cfg, truth)
+    out["pairs"] = rank_pairs([restrict(p, pair_ids, PAIR_METRICS, cfg, reference=truth)
                                for p in complete], cfg.rank_by)
-    out["partial_pairs"] = [restrict(p, [u["id"] for u in p["rows"]], PAIR_METRICS, cfg, truth)
-                            for p in partial]
+    out["partial_pairs"] = [restrict(p, [u["id"] for u in p["rows"]], PAIR_METRICS, cfg,
+                                     reference=truth) for p in partial]
     complete = [c for c in copies if set(copy_ids) <= {u["id"] for u in c["rows"]}]
     out["copies"] = sorted((restrict(c, copy_ids, COPY_METRICS, cfg) for c in complete),
                            key=lambda c: sort_key(c["metrics"].get("mcd"), "low"))
@@ -556,7 +611,7 @@ def rank_pairs(pairs: list[dict], rank_by) -> list[dict]:
     Each `rank_by` column ranks the pairs (ties share the lower rank; a missing value ranks
     last); a pair's quality is the mean of its column ranks, ties broken by MCD."""
     def column_ranks(name: str) -> list[float]:
-        keys = [sort_key(p["metrics"].get(name), METRICS[name][1]) for p in pairs]
+        keys = [sort_key(p["metrics"].get(name), METRICS[name].better) for p in pairs]
         return [1 + sum(k2 < k for k2 in keys) for k in keys]
 
     ranks = [column_ranks(name) for name in rank_by]

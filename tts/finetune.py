@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tts.config import CONTRACT_FIELDS, AudioConfig, TrainConfig, get_path, to_dict
+from tts.digest import sha256_file
 
 SCRATCH = '""'  # how to write "train from scratch" in a message
 
@@ -101,24 +102,22 @@ def resolve(value: str, name: str, key: str) -> Path | None:
 
 def manifest(raw: dict, train: TrainConfig, name: str) -> dict:
     """The DVC-tracked record of network `name`'s base model: which file, which bytes."""
-    from tts.checkpoint import file_hash
-
     key = key_of(raw, name, "init_from")
     path = resolve(train.init_from, name, key)
     return {"network": name, "key": key, "init_from": str(path) if path else None,
-            "sha256": file_hash(path) if path else None}
+            "sha256": sha256_file(path) if path else None}
 
 
 def read_base(raw: dict, train: TrainConfig, name: str,
               manifest_path: Path | None = None) -> BaseModel | None:
     """The base model named by `init_from`, checked against the base_models manifest."""
-    from tts.checkpoint import file_hash, read
+    from tts.checkpoint import read
 
     key = key_of(raw, name, "init_from")
     path = resolve(train.init_from, name, key)
     if path is None:
         return None
-    sha = file_hash(path)
+    sha = sha256_file(path)
     if manifest_path is not None:
         recorded = json.loads(Path(manifest_path).read_text())
         if (recorded.get("init_from"), recorded.get("sha256")) != (str(path), sha):

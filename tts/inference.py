@@ -1,13 +1,11 @@
 """Inference: trained acoustic models and vocoders by the names users type, and
 text -> normalized phonemes -> mel -> waveform.
 
-Finished models live under one root (`data/models/` in the DAG), one folder per name:
-
-    fastspeech2/model.pt          tacotron2/model.pt
-    dctts/text2mel.pt + ssrn.pt   (chained as `models.dctts.DCTTS`)
-    griffin_lim/config.json       (settings + feature contract; nothing trained)
-    wavenet/model.pt              parallel_wavenet/model.pt
-    wavegrad/model.pt + schedules/best_<n>.json   (searched noise schedules)
+Finished models live under one root (`data/models/` in the DAG), one folder per name of
+`models.MODELS`, which says what each folder holds and how it loads: finished model files
+of registry networks (joined by the entry's `assemble` hook, e.g. DCTTS's two networks),
+a settings file (Griffin-Lim: nothing trained), searched noise schedules (WaveGrad:
+`schedules/best_<n>.json`, one variant each). No code here knows a model by its name.
 
 Text is normalized and phonemized by `tts.text` (the same front-end as training), split
 into sentences at the phonemizer's sentence-end pauses (a sentence longer than
@@ -29,26 +27,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models import ACOUSTIC_MODELS, VOCODERS
+import models
+from models import ACOUSTIC_MODELS, VOCODERS, NamedModel
 from tts.metrics import stopwatch
 
 MODEL_ROOT = Path("data/models")
-SCHEDULE_DIR = "schedules"
 SCHEDULE_GLOB = "best_*.json"  # written by tts.noise_schedule.write_results
-GRIFFIN_LIM_FILE = "config.json"
-
-# What each name needs under its folder, and the `dvc repro` target that builds it.
-ARTIFACTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "fastspeech2": (("model.pt", "train_fastspeech2"),),
-    "tacotron2": (("model.pt", "train_tacotron2"),),
-    "dctts": (("text2mel.pt", "train_dctts_text2mel"), ("ssrn.pt", "train_dctts_ssrn")),
-    "griffin_lim": ((GRIFFIN_LIM_FILE, "griffin_lim"),),
-    "wavenet": (("model.pt", "train_wavenet"),),
-    "parallel_wavenet": (("model.pt", "distill_parallel_wavenet"),),
-    "wavegrad": (("model.pt", "train_wavegrad"), (SCHEDULE_DIR, "search_noise_schedule")),
-}
-ATTENTION_MODELS = ("tacotron2", "dctts")  # synthesize returns attention + hit_max_length
-SAMPLING_VOCODERS = ("wavenet", "parallel_wavenet")  # take a noise `temperature`
 # Feature-contract fields that an acoustic model and a vocoder must agree on (each
 # compared where both configs carry it).
 CONTRACT_KEYS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin",
@@ -100,13 +84,14 @@ def resolve_device(name: str) -> torch.device:
 # ------------------------------------------------------------------------------- loading
 
 
-def check_name(name: str, kind: str) -> str:
-    """`name` if it is a valid acoustic model / vocoder name, else a SynthesisError that
-    lists the valid ones (and says so when a name of the other kind was given)."""
+def check_name(name: str, kind: str) -> NamedModel:
+    """The registry entry of `name` if it is a valid acoustic model / vocoder name, else a
+    SynthesisError that lists the valid ones (and says so when a name of the other kind
+    was given)."""
     valid, other = ((ACOUSTIC_MODELS, VOCODERS) if kind == "acoustic"
                     else (VOCODERS, ACOUSTIC_MODELS))
     if name in valid:
-        return name
+        return models.named(name)
     if name in other:
         hint = f" ({name!r} is {'a vocoder' if kind == 'acoustic' else 'an acoustic model'})"
     else:
@@ -116,15 +101,15 @@ def check_name(name: str, kind: str) -> str:
                          f"{', '.join(valid)}")
 
 
-def require(root: Path, name: str) -> Path:
-    """The folder of a trained `name`, or an error saying which `dvc repro` builds it."""
-    folder = Path(root) / name
-    missing = [(f, stage) for f, stage in ARTIFACTS[name] if not (folder / f).exists()]
+def require(root: Path, entry: NamedModel) -> Path:
+    """The folder of a trained model, or an error saying which `dvc repro` builds it."""
+    folder = Path(root) / entry.name
+    missing = [p for p in entry.parts if not (folder / p.file).exists()]
     if missing:
-        files = ", ".join(str(folder / f) for f, _ in missing)
-        stages = " ".join(dict.fromkeys(stage for _, stage in missing))
-        raise SynthesisError(f"{name} is not trained yet ({files} missing); build it with "
-                             f"`dvc repro {stages}`")
+        files = ", ".join(str(folder / p.file) for p in missing)
+        stages = " ".join(dict.fromkeys(p.stage for p in missing))
+        raise SynthesisError(f"{entry.name} is not trained yet ({files} missing); build it "
+                             f"with `dvc repro {stages}`")
     return folder
 
 
@@ -132,12 +117,35 @@ def _load(path: Path, expected: str):
     from tts.checkpoint import CheckpointError, load_model
 
     try:
-        name, model, cfg = load_model(path)
+        loaded = load_model(path)
     except CheckpointError as exc:
         raise SynthesisError(str(exc)) from exc
-    if name != expected:
-        raise SynthesisError(f"{path} holds a {name} model, not {expected}; re-run its stage")
-    return model, cfg
+    if loaded.name != expected:
+        raise SynthesisError(f"{path} holds a {loaded.name} model, not {expected}; re-run "
+                             f"its stage")
+    return loaded.model, loaded.cfg
+
+
+def load_module(entry: NamedModel, folder: Path) -> tuple[torch.nn.Module, Any]:
+    """(inference module, config carrying its feature contract) of a model folder: built
+    from its settings file, or its networks' finished model files (the first network's
+    config speaks for the contract), joined by the entry's `assemble` hook."""
+    build = entry.settings_builder()
+    if build is not None:
+        path = folder / entry.settings_file
+        try:
+            return build(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SynthesisError(f"{path} is not a {entry.name} settings file ({exc}); "
+                                 f"re-run `dvc repro {entry.parts[0].stage}`") from exc
+    loaded = [_load(folder / p.file, p.network) for p in entry.parts if p.network]
+    join = entry.assembler()
+    if join is None:
+        return loaded[0]
+    try:
+        return join(*(module for module, _ in loaded)), loaded[0][1]
+    except ValueError as exc:
+        raise SynthesisError(str(exc)) from exc
 
 
 def contract(cfg: Any) -> dict:
@@ -156,7 +164,7 @@ class Acoustic:
 
     @property
     def attention(self) -> bool:
-        return self.name in ATTENTION_MODELS
+        return models.named(self.name).attention
 
     def __call__(self, ids: Tensor, max_frames: int | None = None) -> dict:
         """ids (1, L) -> {mel (n_mels, T), attention (T_out, L) or None, hit_max_length};
@@ -174,7 +182,7 @@ class Vocoder:
     """A vocoder with its inference options bound: log-mel -> waveform."""
 
     name: str  # user-facing name
-    label: str  # name plus the option that matters (the WaveGrad schedule)
+    label: str  # name plus the option that matters (the searched noise schedule)
     module: torch.nn.Module
     cfg: Any
     options: dict = field(default_factory=dict)  # keyword arguments of `generate`
@@ -186,25 +194,17 @@ class Vocoder:
 
 def load_acoustic(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthConfig(),
                   device: torch.device | str = "cpu") -> Acoustic:
-    folder = require(root, check_name(name, "acoustic"))
-    if name == "dctts":
-        from models.dctts import DCTTS
-
-        text2mel, t_cfg = _load(folder / "text2mel.pt", "dctts_text2mel")
-        ssrn, _ = _load(folder / "ssrn.pt", "dctts_ssrn")
-        try:
-            module = DCTTS(text2mel, ssrn)
-        except ValueError as exc:
-            raise SynthesisError(str(exc)) from exc
-        model_cfg = t_cfg
-    else:
-        module, model_cfg = _load(folder / "model.pt", name)
+    entry = check_name(name, "acoustic")
+    module, model_cfg = load_module(entry, require(root, entry))
     return Acoustic(name, module.eval().to(device), model_cfg, cfg.max_frames_per_phoneme)
 
 
-def wavegrad_schedules(root: Path = MODEL_ROOT) -> dict[int, dict]:
-    """{iterations: best_<n>.json record (betas, score, ...)} of the noise-schedule search."""
-    folder = require(root, "wavegrad") / SCHEDULE_DIR
+def noise_schedules(name: str, root: Path = MODEL_ROOT) -> dict[int, dict]:
+    """{iterations: best_<n>.json record (betas, score, ...)} of a vocoder's searched
+    noise schedules (the noise-schedule search)."""
+    entry = models.named(name)
+    part = next(p for p in entry.parts if p.file == entry.schedules)
+    folder = require(root, entry) / part.file
     records = {}
     for path in sorted(folder.glob(SCHEDULE_GLOB)):
         try:
@@ -214,10 +214,9 @@ def wavegrad_schedules(root: Path = MODEL_ROOT) -> dict[int, dict]:
                 raise ValueError("empty betas")
         except (ValueError, KeyError, TypeError) as exc:
             raise SynthesisError(f"{path} is not a noise-schedule record ({exc}); re-run "
-                                 f"`dvc repro search_noise_schedule`") from exc
+                                 f"`dvc repro {part.stage}`") from exc
     if not records:
-        raise SynthesisError(f"no {SCHEDULE_GLOB} in {folder}; run `dvc repro "
-                             f"search_noise_schedule`")
+        raise SynthesisError(f"no {SCHEDULE_GLOB} in {folder}; run `dvc repro {part.stage}`")
     return records
 
 
@@ -226,41 +225,37 @@ def choose_schedule(records: dict[int, dict], iterations: int) -> dict:
     if iterations == 0:
         return min(records.values(), key=lambda r: (r["score"], r["iterations"]))
     if iterations not in records:
-        raise SynthesisError(f"no searched WaveGrad schedule with {iterations} iterations "
+        raise SynthesisError(f"no searched noise schedule with {iterations} iterations "
                              f"(have {sorted(records)}); add it to `noise_schedule.iterations` "
                              f"or set `synth.wavegrad_iterations` to one of them (0 = best)")
     return records[iterations]
 
 
-def wavegrad_label(iterations: int) -> str:
-    return f"wavegrad_{iterations}it"
-
-
 def load_vocoder(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthConfig(),
                  device: torch.device | str = "cpu", iterations: int | None = None) -> Vocoder:
-    """A vocoder by name; `iterations` picks a WaveGrad schedule (default: the config's)."""
-    folder = require(root, check_name(name, "vocoder"))
-    if name == "griffin_lim":
-        from models.griffin_lim import GriffinLim, GriffinLimConfig
-        from tts.config import AudioConfig
-
-        path = folder / GRIFFIN_LIM_FILE
-        try:
-            saved = json.loads(path.read_text())
-            gl_cfg, audio = GriffinLimConfig(**saved["griffin_lim"]), AudioConfig(**saved["audio"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SynthesisError(f"{path} is not a Griffin-Lim config ({exc}); re-run "
-                                 f"`dvc repro griffin_lim`") from exc
-        return Vocoder(name, name, GriffinLim(gl_cfg, audio), audio)
-    module, model_cfg = _load(folder / "model.pt", name)
+    """A vocoder by name; `iterations` picks a searched noise schedule (default: the
+    config's `wavegrad_iterations`) for a vocoder that has them."""
+    entry = check_name(name, "vocoder")
+    module, model_cfg = load_module(entry, require(root, entry))
+    if entry.from_settings:  # nothing trained: a settings object, kept as it was built
+        return Vocoder(name, name, module, model_cfg)
     module = module.eval().to(device)
-    if name == "wavegrad":
-        record = choose_schedule(wavegrad_schedules(root),
+    if entry.schedules:
+        record = choose_schedule(noise_schedules(name, root),
                                  cfg.wavegrad_iterations if iterations is None else iterations)
-        return Vocoder(name, wavegrad_label(record["iterations"]), module, model_cfg,
+        return Vocoder(name, entry.variant_label(record["iterations"]), module, model_cfg,
                        {"betas": [float(b) for b in record["betas"]]})
-    options = {"temperature": cfg.temperature} if name in SAMPLING_VOCODERS else {}
+    options = {"temperature": cfg.temperature} if entry.sampling else {}
     return Vocoder(name, name, module, model_cfg, options)
+
+
+def load_variants(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthConfig(),
+                  device: torch.device | str = "cpu") -> list[Vocoder]:
+    """Every variant of a vocoder: one per searched noise schedule, else just the one."""
+    if check_name(name, "vocoder").schedules:
+        return [load_vocoder(name, root, cfg, device, n)
+                for n in sorted(noise_schedules(name, root))]
+    return [load_vocoder(name, root, cfg, device)]
 
 
 def check_contract(audio, *parts: tuple[str, Any]) -> None:

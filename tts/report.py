@@ -16,9 +16,15 @@ from __future__ import annotations
 import base64
 import html
 import math
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from models import ACOUSTIC_MODELS, VOCODERS
+from tts import curves as C
+from tts import evaluation as E
 from tts.evaluation import COPY_METRICS, METRICS, PAIR_METRICS, sort_key
+from tts.tracking import write_metrics
 
 ALL_METRICS = tuple(dict.fromkeys(PAIR_METRICS + COPY_METRICS))
 
@@ -67,7 +73,12 @@ img{max-width:100%;margin:4px}
 def fmt(name: str, value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    return METRICS[name][2].format(value)
+    return METRICS[name].format.format(value)
+
+
+def heading(name: str) -> str:
+    """A metric's column heading with the arrow of its better direction."""
+    return f"{METRICS[name].label} {BETTER_ARROW[METRICS[name].better]}"
 
 
 def best_values(rows: list[dict], names) -> dict[str, float]:
@@ -76,7 +87,7 @@ def best_values(rows: list[dict], names) -> dict[str, float]:
     best = {}
     for name in names:
         values = [r["metrics"].get(name) for r in rows]
-        keyed = [(sort_key(v, METRICS[name][1]), v) for v in values if v is not None]
+        keyed = [(sort_key(v, METRICS[name].better), v) for v in values if v is not None]
         keyed = [kv for kv in keyed if math.isfinite(kv[0])]
         shown = {fmt(name, v) for v in values if v is not None}
         if keyed and (len(shown) > 1 or len(rows) == 1):
@@ -121,8 +132,7 @@ def metric_table(rows: list[dict], names, reference: dict | None = None,
     rtf_max = max([r["metrics"].get("rtf") or 0 for r in rows] + [1e-12])
     head = (["rank"] if rank else []) + ["system", "n"]
     cells = "".join(f'<th class="{"name" if h == "system" else ""}">{h}</th>' for h in head)
-    cells += "".join(f'<th title="{n}">{METRICS[n][0]} {BETTER_ARROW[METRICS[n][1]]}</th>'
-                     for n in names)
+    cells += "".join(f'<th title="{n}">{heading(n)}</th>' for n in names)
     out = [f"<table><thead><tr>{cells}</tr></thead><tbody>"]
     for row in ([reference] if reference else []) + rows:
         is_ref = row is reference
@@ -151,7 +161,7 @@ def metric_table(rows: list[dict], names, reference: dict | None = None,
 # ------------------------------------------------------------------------------ verdict
 
 
-def verdict(pairs: list[dict], copies: list[dict], truth: dict | None, rank_by,
+def verdict(pairs: list[dict], copies: list[dict], truth: dict | None, rank_by, *,
             curves: dict | None = None, intelligible_wer_gap: float = 0.1) -> dict:
     """The headline facts: the floor (recordings), intelligible pairs, networks still
     improving, best / fastest pair, best copy-synthesis vocoder, and what to do next.
@@ -278,8 +288,8 @@ def cards(facts: dict) -> str:
 # ------------------------------------------------------------------------------ sections
 
 
-def listening_grid(pairs: list[dict], copies: list[dict], truth: dict | None,
-                   acoustic_names, vocoder_names) -> str:
+def listening_grid(pairs: list[dict], copies: list[dict], truth: dict | None, *,
+                   acoustic_names=ACOUSTIC_MODELS, vocoder_names=VOCODERS) -> str:
     """Per report sentence: recording, copy synthesis per vocoder, every pair (rows:
     acoustic models, columns: vocoders)."""
     sentences: dict[str, str] = {}
@@ -325,12 +335,13 @@ def figure_sections(pairs: list[dict], copies: list[dict]) -> str:
     return "\n".join(out)
 
 
-def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict,
-                acoustic_names, vocoder_names, missing: list[str], title: str,
-                subtitle: str, partial: list[dict] = (),
-                curve_figures: dict[str, str] | None = None) -> str:
-    """`partial`: rows evaluated on fewer sentences (shown, not ranked); `curve_figures`:
-    {network: PNG path} of the learning curves."""
+def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict, *,
+                missing: list[str], title: str, subtitle: str, partial: list[dict] = (),
+                curve_figures: dict[str, str] | None = None,
+                acoustic_names=ACOUSTIC_MODELS, vocoder_names=VOCODERS) -> str:
+    """`missing`: evaluation stages not run; `partial`: rows evaluated on fewer sentences
+    (shown, not ranked); `curve_figures`: {network: PNG path} of the learning curves;
+    the listening grid's rows and columns are the registry's names."""
     missing_note = ""
     if missing:
         missing_note = ('<p class="missing">Not evaluated (run the stage to include it): '
@@ -395,7 +406,8 @@ wide band, 1–4.6; STOI 0–1).</p>
 {partial_html}
 {curves_html}
 <h2>Listen</h2>
-{listening_grid(pairs, copies, truth, acoustic_names, vocoder_names)}
+{listening_grid(pairs, copies, truth, acoustic_names=acoustic_names,
+                vocoder_names=vocoder_names)}
 <h2>Figures</h2>
 <p class="note">Mel spectrograms (acoustic model output, the audio it became, the recording),
 attention (decoder step × input phoneme), and F0 against the recording (the synthesized
@@ -412,8 +424,7 @@ def markdown_table(rows: list[dict], names, reference: dict | None = None,
                    rank: bool = False) -> str:
     names = _columns(rows, names)
     best = best_values(rows, names)
-    head = (["rank"] if rank else []) + ["system", "n"] + [
-        f"{METRICS[n][0]} {BETTER_ARROW[METRICS[n][1]]}" for n in names]
+    head = (["rank"] if rank else []) + ["system", "n"] + [heading(n) for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in ([reference] if reference else []) + rows:
         is_ref = row is reference
@@ -430,7 +441,7 @@ def markdown_table(rows: list[dict], names, reference: dict | None = None,
     return "\n".join(lines)
 
 
-def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict,
+def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict, *,
                     missing: list[str], title: str, subtitle: str,
                     partial: list[dict] = ()) -> str:
     lines = [f"# {title}", "", subtitle, ""]
@@ -497,3 +508,58 @@ def dvc_metrics(pairs: list[dict], copies: list[dict], truth: dict | None,
     if partial:
         out["unranked"] = {r["key"]: clean(r) for r in partial}
     return out
+
+
+# ------------------------------------------------------------------------- the whole report
+
+TITLE = "Text-to-speech evaluation"
+
+
+@dataclass
+class Report:
+    """What `write_report` wrote about: the DVC metrics and every row it shows."""
+
+    metrics: dict  # metrics/evaluate.json's content
+    rows: list[dict]  # recordings, copy synthesis, ranked pairs, then the unranked rows
+
+
+def write_report(found: E.Gathered, cfg, *, report: Path, summary: Path, metrics: Path,
+                 utterances: Path, curves: Path | None = None, corpus: str = "",
+                 sample_rate: int = 0) -> Report:
+    """Compare the gathered rows (`tts.evaluation.compare`), read the training curves
+    (`curves`: the DVC plots TSVs) and write the HTML report, its Markdown summary, the
+    DVC metrics JSON and every shown row's per-utterance lines in one CSV. `cfg`: the
+    `evaluate:` section; `corpus` and `sample_rate` go into the subtitle."""
+    table = E.compare(found.pairs, found.copies, found.truth, cfg)
+    pairs, copies, truth = table["pairs"], table["copies"], table["truth"]
+    partial = table["partial_pairs"] + table["partial_copies"]
+    trends, curve_figures = {}, {}
+    with tempfile.TemporaryDirectory() as scratch:
+        if curves and Path(curves).is_dir():
+            trends = C.network_trends(Path(curves))
+            curve_figures = C.write_curve_figures(Path(curves), Path(scratch), cfg.figure_dpi)
+        facts = verdict(pairs, copies, truth, cfg.rank_by, curves=trends,
+                        intelligible_wer_gap=cfg.intelligible_wer_gap)
+        facts["truth_copies"] = table["truth_copies"]
+        n = truth["n"] if truth else max(r["n"] for r in pairs + copies)
+        subtitle = (f"{n} held-out test sentences shared by every ranked row · corpus "
+                    f"{corpus} · {sample_rate} Hz · best pair = rank 1")
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(render_html(pairs, copies, truth, facts, missing=found.missing,
+                                      title=TITLE, subtitle=subtitle, partial=partial,
+                                      curve_figures=curve_figures))
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(render_markdown(pairs, copies, truth, facts, missing=found.missing,
+                                       title=TITLE, subtitle=subtitle, partial=partial))
+    values = dvc_metrics(pairs, copies, truth, partial)
+    if trends:
+        values["still_improving"] = {k: int(v["improving"]) for k, v in trends.items()}
+    write_metrics(metrics, values)
+    rows = ([truth] if truth else []) + copies + pairs + partial
+    lines = []
+    for row in rows:
+        lines += [{"key": row["key"], **r} for r in E.read_utterances(
+            Path(row["folder"]) / E.UTTERANCES_FILE) if r["key"] == row["key"]]
+    utterances.parent.mkdir(parents=True, exist_ok=True)
+    E.write_utterances(utterances, lines)
+    return Report(values, rows)

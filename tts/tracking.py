@@ -143,6 +143,11 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def numeric_leaves(tree: dict) -> dict[str, float]:
+    """The numbers of a nested metrics dict under dotted names (what MLflow can log)."""
+    return {k: float(v) for k, v in _flatten(tree).items() if isinstance(v, (int, float))}
+
+
 def write_metrics(path: str | Path, metrics: dict) -> None:
     """DVC metrics JSON (`dvc metrics show`, `dvc exp show`)."""
     path = Path(path)
