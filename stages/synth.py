@@ -24,46 +24,17 @@ import json
 import sys
 from pathlib import Path
 
+from stages import arguments, known_errors
 from tts import plots
 from tts.audio import save_wav
-from tts.config import ConfigError, load_params
-from tts.evaluation import best_pair
-from tts.inference import MODEL_ROOT, SynthesisError, check_name, load_synthesizer
+from tts.config import load_params
+from tts.evaluation import choose_pair, spoken_check
+from tts.inference import MODEL_ROOT, SynthesisError, load_synthesizer
 from tts.mos import MOSError
 from tts.recognizer import RecognizerError
 
 EVALUATION_METRICS = Path("metrics/evaluate.json")
 FIGURE_DPI = 100
-
-
-def choose_pair(acoustic: str, vocoder: str, metrics: Path, cfg) -> tuple[str, str, str]:
-    """(acoustic, vocoder, why): given names win; the evaluation's best fills the rest."""
-    if acoustic:
-        check_name(acoustic, "acoustic")
-    if vocoder:
-        check_name(vocoder, "vocoder")
-    if acoustic and vocoder:
-        return acoustic, vocoder, "as requested"
-    best = best_pair(metrics, acoustic, vocoder)
-    if best:
-        return best[0], best[1], f"best-ranked evaluated pair in {metrics}"
-    return (acoustic or cfg.acoustic, vocoder or cfg.vocoder,
-            f"synth.acoustic / synth.vocoder defaults (no evaluation in {metrics})")
-
-
-def listen(params, wav, sample_rate: int, text: str) -> dict:
-    """What the recognizer heard (with WER/CER against `text`) and the predicted MOS."""
-    from tts.evaluation import listen as score, load_scorers
-
-    cfg = params.section("evaluate")
-    heard = score(load_scorers(cfg), wav, sample_rate, text)
-    out = {}
-    if "hypothesis" in heard:
-        out.update(heard=heard["hypothesis"], wer=round(heard["wer"], 3),
-                   cer=round(heard["cer"], 3))
-    if heard.get("mos") is not None:
-        out["predicted_mos"] = round(heard["mos"], 2)
-    return out
 
 
 def run(params, text: str, out: Path, acoustic: str = "", vocoder: str = "",
@@ -74,19 +45,17 @@ def run(params, text: str, out: Path, acoustic: str = "", vocoder: str = "",
     synth = load_synthesizer(acoustic, vocoder, params.audio, params.section("text"), cfg, models)
     result = synth(text)
     save_wav(out, result.audio, result.sample_rate)
-    figure = out.with_suffix(".png")
-    fig = plots.mel_figure({f"{acoustic} + {synth.vocoder.label}": result.mel},
-                           f"{len(result.chunks)} sentence(s)")
-    fig.savefig(figure, dpi=FIGURE_DPI)
-    plots.close(fig)
+    figure = plots.save(plots.mel_figure({f"{acoustic} + {synth.vocoder.label}": result.mel},
+                                         f"{len(result.chunks)} sentence(s)"),
+                        out.with_suffix(".png"), FIGURE_DPI)
     compute = result.acoustic_seconds + result.vocoder_seconds
     info = {"acoustic": acoustic, "vocoder": synth.vocoder.label, "chosen": why,
-            "wav": str(out), "png": str(figure), "seconds": round(result.seconds, 3),
+            "wav": str(out), "png": figure, "seconds": round(result.seconds, 3),
             "sentences": len(result.chunks), "rtf": round(compute / result.seconds, 4),
             "hit_max_length": result.hit_max_length}
     if check:
         audio = result.audio.numpy() if hasattr(result.audio, "numpy") else result.audio
-        info.update(listen(params, audio, result.sample_rate, text))
+        info.update(spoken_check(params.section("evaluate"), audio, result.sample_rate, text))
     return info
 
 
@@ -101,14 +70,11 @@ def main() -> None:
                         help="evaluation metrics that rank the pairs")
     parser.add_argument("--no-check", action="store_true",
                         help="skip the recognizer transcript and predicted MOS")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
+    args = arguments(__doc__, parser=parser)
     text = sys.stdin.read() if args.text == "-" else args.text
-    try:
+    with known_errors("synth", SynthesisError, RecognizerError, MOSError):
         info = run(load_params(args.params), text, args.out, args.acoustic.strip(),
                    args.vocoder.strip(), args.models, args.metrics, not args.no_check)
-    except (ConfigError, SynthesisError, RecognizerError, MOSError) as exc:
-        raise SystemExit(f"synth: {exc}") from exc
     if info["hit_max_length"]:
         print(f"synth: warning: {info['acoustic']} never decided to stop in some sentence; "
               f"the audio was cut at synth.max_frames_per_phoneme", file=sys.stderr)

@@ -65,17 +65,24 @@ def closure(start: list[str]) -> set[Path]:
     return seen
 
 
+def network_modules(name: str) -> list[str]:
+    spec = models.spec(name)
+    return [spec.module] + (network_modules(spec.teacher) if spec.teacher else [])
+
+
 def registry_modules(args: list[str]) -> list[str]:
-    """Modules the registry imports by name for the networks a command names."""
+    """Modules the registry imports by name for the networks, acoustic models and vocoders
+    a command names (their families, teachers and hooks)."""
     found = []
     for value in args:
         if value in models.REGISTRY:
-            spec = models.spec(value)
-            found.append(spec.module)
-            if spec.teacher:
-                found.append(models.spec(spec.teacher).module)
-        elif module_file(f"models.{value}"):  # family names: dctts, griffin_lim, ...
-            found.append(f"models.{value}")
+            found += network_modules(value)
+        if value in models.MODELS:
+            entry = models.named(value)
+            for name in entry.networks:
+                found += network_modules(name)
+            found += [hook.split(":")[0] for hook in (entry.assemble, entry.from_settings)
+                      if hook]
     return found
 
 

@@ -63,9 +63,8 @@ def evaluated(tiny_builtin_corpus, tmp_path_factory):
                                            ("utterances", "eval/utterances.csv")]}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TTS_TRACKING", "off")  # no MLflow store in the test's working directory
-        out["metrics"] = evaluate.run(params, tmp / "pairs", tmp / "vocoders",
-                                      tmp / "ground_truth", paths["report"], paths["summary"],
-                                      paths["metrics"], paths["utterances"])
+        out["metrics"] = evaluate.run(params, pairs=tmp / "pairs", vocoders=tmp / "vocoders",
+                                      ground_truth=tmp / "ground_truth", **paths)
     out.update(paths)
     return out
 
@@ -241,8 +240,9 @@ def test_report_from_fake_summaries_marks_the_best_values(tmp_path):
     assert facts["best_pair"]["key"] == "fastspeech2-wavegrad"
     assert facts["fastest_pair"]["key"] == "tacotron2-griffin_lim"
     assert facts["best_vocoder"]["key"] == "wavegrad_6it"
-    page = R.render_html(pairs, copies, truth, facts, ACOUSTIC_MODELS, VOCODERS,
-                         ["evaluate_pair@dctts-wavenet"], "T", "sub")
+    page = R.render_html(pairs, copies, truth, facts, missing=["evaluate_pair@dctts-wavenet"],
+                         title="T", subtitle="sub", acoustic_names=ACOUSTIC_MODELS,
+                         vocoder_names=VOCODERS)
     checker = check_html(page)
     best = [b.replace(R.BEST_MARK, "").strip() for b in checker.best]
     # pairs: MCD 6.00, duration ratio 0.95 (closest to 1), WER 0.300, RTF 0.200 (the align
@@ -251,7 +251,7 @@ def test_report_from_fake_summaries_marks_the_best_values(tmp_path):
     assert sorted(best) == sorted(["6.00", "0.95", "0.300", "0.200", "3.00", "2.50"])
     assert "A &lt;test&gt; &amp; sentence." in page and "<test>" not in page
     assert "evaluate_pair@dctts-wavenet" in page
-    md = R.render_markdown(pairs, copies, truth, facts, [], "T", "sub")
+    md = R.render_markdown(pairs, copies, truth, facts, missing=[], title="T", subtitle="sub")
     assert "**6.00**" in md and "**0.95**" in md and "*recordings*" in md
     metrics = R.dvc_metrics(pairs, copies, truth)
     assert metrics["pairs"]["fastspeech2-wavegrad"]["rank"] == 1
@@ -355,7 +355,7 @@ def test_learning_curve_trend_says_which_network_still_improves(tmp_path):
     assert trends["wavegrad"]["improving"] and trends["wavegrad"]["steps_key"] == "wavegrad.steps"
     assert not trends["dctts_text2mel"]["improving"]
     assert trends["dctts_text2mel"]["steps_key"] == "dctts.text2mel.steps"
-    facts = R.verdict([], [], None, ["wer"], trends)
+    facts = R.verdict([], [], None, ["wer"], curves=trends)
     assert any("wavegrad.steps" in a for a in facts["actions"])
     figures = C.write_curve_figures(tmp_path, tmp_path / "png", 50)
     assert set(figures) == {"wavegrad", "dctts_text2mel"}

@@ -257,13 +257,13 @@ def test_text_model_with_another_symbol_table_is_refused(tmp_path):
 
 
 def test_torchrun_rendezvous_comes_from_the_environment(monkeypatch):
-    from stages.train import torchrun_command
+    from tts.launch import torchrun_command
     from tts.tracking import Tracker
 
-    single = torchrun_command(4, ["fastspeech2"], {})
+    single = torchrun_command(4, "stages.train", ["fastspeech2"], {})
     assert "--standalone" in single and "--nproc_per_node=4" in single
-    multi = torchrun_command(8, ["fastspeech2"], {"PET_NNODES": "2",
-                                                 "PET_RDZV_ENDPOINT": "node0:29500"})
+    multi = torchrun_command(8, "stages.train", ["fastspeech2"],
+                             {"PET_NNODES": "2", "PET_RDZV_ENDPOINT": "node0:29500"})
     assert "--standalone" not in multi and "--nproc_per_node=8" in multi
     monkeypatch.setenv("TTS_TRACKING", "on")
     monkeypatch.setenv("RANK", "1")

@@ -14,11 +14,11 @@ import csv
 import math
 from pathlib import Path
 
+import models
+
 SIGNALS = (("val_cer", "low"), ("val_mos", "high"), ("val_loss", "low"))  # in order of say
 MIN_POINTS = 3  # fewer validation points say nothing about a trend
 TOLERANCE = 0.05  # a new best must beat the earlier best by this share of the range
-# The params key of each network's step budget.
-STEPS_KEY = {"dctts_text2mel": "dctts.text2mel.steps", "dctts_ssrn": "dctts.ssrn.steps"}
 
 
 def read_curve(path: Path) -> list[dict]:
@@ -71,7 +71,8 @@ def network_trends(folder: Path, tolerance: float = TOLERANCE) -> dict[str, dict
     for path in sorted(Path(folder).glob("*.tsv")):
         result = trend(read_curve(path), tolerance)
         if result:
-            result["steps_key"] = STEPS_KEY.get(path.stem, f"{path.stem}.steps")
+            network = models.REGISTRY.get(path.stem)
+            result["steps_key"] = network.steps_key if network else f"{path.stem}.steps"
             out[path.stem] = result
     return out
 

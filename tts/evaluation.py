@@ -43,7 +43,7 @@ from tts import audio as A
 from tts import metrics as M
 from tts import plots
 from tts.attention import alignment_scores
-from tts.inference import resolve_device, seeded
+from tts.inference import check_name, resolve_device, seeded
 
 SUMMARY_FILE = "summary.json"
 UTTERANCES_FILE = "utterances.csv"
@@ -314,13 +314,6 @@ def aligned_f0(ref: np.ndarray, syn: np.ndarray, audio_cfg) -> tuple[np.ndarray,
     return ref_f0 * ref_voiced, warped
 
 
-def _save_figure(fig, path: Path, dpi: int) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plots.close(fig)
-    return str(path)
-
-
 def figures(out: Path, label: str, utt: TestUtterance, syn: np.ndarray, *, audio_cfg,
             cfg: EvaluateConfig, predicted_mel=None, attention=None) -> dict[str, str]:
     """Mel (acoustic output, resynthesized audio, recording), attention, F0 contours."""
@@ -330,13 +323,13 @@ def figures(out: Path, label: str, utt: TestUtterance, syn: np.ndarray, *, audio
         mels["acoustic model output"] = predicted_mel
     mels["synthesized audio"] = A.mel_spectrogram(torch.from_numpy(syn), audio_cfg)
     mels["recording"] = utt.mel
-    made = {"mel": _save_figure(plots.mel_figure(mels, f"{label} {utt.id}"),
-                                folder / f"{utt.id}_mel.png", cfg.figure_dpi)}
+    made = {"mel": plots.save(plots.mel_figure(mels, f"{label} {utt.id}"),
+                              folder / f"{utt.id}_mel.png", cfg.figure_dpi)}
     if attention is not None:
-        made["attention"] = _save_figure(plots.attention_figure(attention, f"{label} {utt.id}"),
-                                         folder / f"{utt.id}_attention.png", cfg.figure_dpi)
+        made["attention"] = plots.save(plots.attention_figure(attention, f"{label} {utt.id}"),
+                                       folder / f"{utt.id}_attention.png", cfg.figure_dpi)
     ref_f0, syn_f0 = aligned_f0(utt.audio, syn, audio_cfg)
-    made["pitch"] = _save_figure(
+    made["pitch"] = plots.save(
         plots.pitch_figure({"recording": ref_f0, f"{label} (DTW-aligned)": syn_f0},
                            audio_cfg.hop_length / audio_cfg.sample_rate, f"F0 {utt.id}"),
         folder / f"{utt.id}_pitch.png", cfg.figure_dpi)
@@ -644,3 +637,32 @@ def best_pair(metrics_path: Path, acoustic: str = "", vocoder: str = "") -> tupl
         if (not acoustic or a == acoustic) and (not vocoder or v == vocoder):
             found.append((values.get("rank", math.inf), a, v))
     return min(found)[1:] if found else None
+
+
+def choose_pair(acoustic: str, vocoder: str, metrics: Path, cfg) -> tuple[str, str, str]:
+    """(acoustic, vocoder, why) to synthesize with: given names win; the best-ranked pair
+    of the evaluation `metrics` fills the rest; without one, `cfg` (`synth:`) does."""
+    if acoustic:
+        check_name(acoustic, "acoustic")
+    if vocoder:
+        check_name(vocoder, "vocoder")
+    if acoustic and vocoder:
+        return acoustic, vocoder, "as requested"
+    best = best_pair(metrics, acoustic, vocoder)
+    if best:
+        return best[0], best[1], f"best-ranked evaluated pair in {metrics}"
+    return (acoustic or cfg.acoustic, vocoder or cfg.vocoder,
+            f"synth.acoustic / synth.vocoder defaults (no evaluation in {metrics})")
+
+
+def spoken_check(cfg: EvaluateConfig, wav, sample_rate: int, text: str) -> dict:
+    """What the recognizer of `cfg` heard in `wav` (`heard`, with `wer`/`cer` against
+    `text`) and its predicted MOS (`predicted_mos`): is synthesized audio intelligible?"""
+    heard = listen(load_scorers(cfg), wav, sample_rate, text)
+    out = {}
+    if "hypothesis" in heard:
+        out.update(heard=heard["hypothesis"], wer=round(heard["wer"], 3),
+                   cer=round(heard["cer"], 3))
+    if heard.get("mos") is not None:
+        out["predicted_mos"] = round(heard["mos"], 2)
+    return out

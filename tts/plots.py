@@ -1,10 +1,12 @@
 """Figures for validation and the report: mel spectrograms, attention, pitch contours.
 
-Every function returns a matplotlib Figure (Agg backend, no display needed); callers save
-it or hand it to MLflow.
+Every figure function returns a matplotlib Figure (Agg backend, no display needed);
+callers `save` it or hand it to MLflow.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import matplotlib
 
@@ -69,3 +71,12 @@ def pitch_figure(contours: dict[str, object], frame_seconds: float,
 
 def close(fig: plt.Figure) -> None:
     plt.close(fig)
+
+
+def save(fig: plt.Figure, path, dpi: int) -> str:
+    """Write `fig` to `path` (folders created), free it, and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    close(fig)
+    return str(path)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from tts.media import PREVIEW_GRIFFIN_LIM_ITERS, PREVIEW_MOMENTUM
+from tts.train import pick_device
 
 
 def _item(batch: dict, i: int) -> dict:
@@ -121,3 +122,14 @@ class ValidationListener:
         if cers:
             out["cer"] = float(np.mean(cers))
         return out
+
+
+def validation_listener(kind: str, train_cfg, audio_cfg, split_dir: Path,
+                        features_dir: Path) -> ValidationListener | None:
+    """The probe a network's `TrainConfig` asks for (None: `val_listen_clips: 0`), on the
+    device the training loop picks for rank 0."""
+    if not train_cfg.val_listen_clips:
+        return None
+    return ValidationListener(kind, audio_cfg, split_dir, features_dir,
+                              train_cfg.val_listen_clips, train_cfg.val_listen_seconds,
+                              str(pick_device(0)))
