@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from models import MODEL_FILES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_NETWORKS = {
@@ -30,10 +32,7 @@ TINY_NETWORKS = {
     "wavegrad": dict(mel_channels=8, upsample_channels=[8, 8, 8, 8, 8],
                      downsample_channels=[4, 4, 4, 4, 8]),
 }
-FILES = {"fastspeech2": "fastspeech2/model.pt", "tacotron2": "tacotron2/model.pt",
-         "dctts_text2mel": "dctts/text2mel.pt", "dctts_ssrn": "dctts/ssrn.pt",
-         "wavenet": "wavenet/model.pt", "parallel_wavenet": "parallel_wavenet/model.pt",
-         "wavegrad": "wavegrad/model.pt"}
+FILES = MODEL_FILES  # where build_model_root writes each network, as the pipeline does
 SCHEDULE_BETAS = {2: [1e-3, 0.5], 3: [1e-4, 0.05, 0.5]}  # WaveGrad "searched" schedules
 # FastSpeech 2's untrained duration predictor gives ~1 frame per phone; a bias of
 # log(FRAMES_PER_PHONE) makes its output speech-length, like a trained model's.
