@@ -11,6 +11,7 @@ change of its settings re-evaluates exactly the pairs that use it. The inversion
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,10 +51,19 @@ class GriffinLim(nn.Module):
                                         self.cfg.seed) for m in mel])  # (B, T * hop)
 
 
+SETTINGS_KEY = "griffin_lim"  # the settings record: {SETTINGS_KEY: config, "audio": contract}
+
+
+def settings(cfg: GriffinLimConfig, audio) -> dict:
+    """The record the `griffin_lim` stage writes: its settings and the feature contract
+    (`audio`: an AudioConfig), as plain JSON-able values."""
+    return {SETTINGS_KEY: dataclasses.asdict(cfg), "audio": dataclasses.asdict(audio)}
+
+
 def from_settings(saved: dict) -> tuple[GriffinLim, Any]:
-    """(vocoder, its feature contract) from the `griffin_lim` stage's settings record
-    `{"griffin_lim": {...}, "audio": {...}}` (KeyError / TypeError when it is not one)."""
+    """(vocoder, its feature contract) from a `settings` record (KeyError / TypeError when
+    it is not one)."""
     from tts.config import AudioConfig
 
     audio = AudioConfig(**saved["audio"])
-    return GriffinLim(GriffinLimConfig(**saved["griffin_lim"]), audio), audio
+    return GriffinLim(GriffinLimConfig(**saved[SETTINGS_KEY]), audio), audio

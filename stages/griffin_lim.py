@@ -14,13 +14,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from models.griffin_lim import GriffinLimConfig
+from models.griffin_lim import SETTINGS_KEY, GriffinLimConfig, settings
 from stages import arguments, known_errors
-from tts.config import AudioConfig, load_params, to_dict
+from tts.config import AudioConfig, load_params
 
 
 def run(cfg: GriffinLimConfig, audio: AudioConfig, out: Path) -> dict:
-    record = {"griffin_lim": to_dict(cfg), "audio": to_dict(audio)}
+    record = settings(cfg, audio)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     with os.fdopen(fd, "w") as f:
@@ -34,7 +34,7 @@ def main() -> None:
     with known_errors("griffin_lim"):
         params = load_params(args.params)
         record = run(params.section("griffin_lim"), params.audio, args.out)
-    print(json.dumps(record["griffin_lim"]))
+    print(json.dumps(record[SETTINGS_KEY]))
 
 
 if __name__ == "__main__":
