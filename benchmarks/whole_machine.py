@@ -52,7 +52,8 @@ def _child(args) -> None:
     paths = RunPaths(out / "ckpt", out / "model.pt")
     data = Path(args.data)
     align = data / "align" if (data / "align").is_dir() else None
-    run(args.child, params, paths, data / "split", data / "features", align, quiet=True)
+    run(args.child, params, paths, split=data / "split", features=data / "features",
+        align=align, quiet=True)
 
 
 def _launch(name: str, threads: int, args, work: Path) -> subprocess.Popen:

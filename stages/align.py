@@ -19,18 +19,20 @@ from tts.alignments import write_alignments
 from tts.config import AudioConfig, load_params
 
 
-def run(cfg: align.AlignConfig, audio_cfg: AudioConfig, corpus_dir: Path, split_dir: Path,
-        features_dir: Path, out: Path, text_cfg=None) -> dict:
+def run(cfg: align.AlignConfig, audio_cfg: AudioConfig, text_cfg=None, *, corpus_dir: Path,
+        split_dir: Path, features_dir: Path, out: Path) -> dict:
     """Align, write `out` (replaced only on success) and return the report."""
-    return write_alignments(cfg, audio_cfg, corpus_dir, split_dir, features_dir, out, text_cfg)
+    return write_alignments(cfg, audio_cfg, text_cfg, corpus_dir=corpus_dir,
+                            split_dir=split_dir, features_dir=features_dir, out=out)
 
 
 def main() -> None:
     args = arguments(__doc__, "corpus split features out")
     with known_errors("align", corpus.CorpusError, RuntimeError, ValueError, FileNotFoundError):
         params = load_params(args.params)
-        report = run(params.section("align"), params.audio, args.corpus, args.split,
-                     args.features, args.out, params.section("text"))
+        report = run(params.section("align"), params.audio, params.section("text"),
+                     corpus_dir=args.corpus, split_dir=args.split, features_dir=args.features,
+                     out=args.out)
     print(json.dumps({k: report[k] for k in ("aligner", "version", "aligned", "dropped",
                                              "mean_phone_ms", "pauses")}))
 

@@ -21,11 +21,11 @@ from tts.corpus import CorpusError, staged_dir
 from tts.inference import SynthesisError, load_synthesizer
 
 
-def run(params, acoustic: str, vocoder: str, models: Path, split: Path, features: Path,
+def run(params, acoustic: str, vocoder: str, *, models: Path, split: Path, features: Path,
         out: Path) -> dict:
     cfg = params.section("evaluate")
     synth = load_synthesizer(acoustic, vocoder, params.audio, params.section("text"),
-                             params.section("synth"), models)
+                             cfg=params.section("synth"), root=models)
     utterances = E.test_utterances(split, features, cfg.utterances)
     scorers = E.load_scorers(cfg, E.scoring_device(params))
     with staged_dir(out) as tmp:
@@ -37,8 +37,8 @@ def run(params, acoustic: str, vocoder: str, models: Path, split: Path, features
 def main() -> None:
     args = arguments(__doc__, "models split features out", words="acoustic vocoder")
     with known_errors("evaluate_pair", SynthesisError, CorpusError, ValueError):
-        summary = run(load_params(args.params), args.acoustic, args.vocoder, args.models,
-                      args.split, args.features, args.out)
+        summary = run(load_params(args.params), args.acoustic, args.vocoder,
+                      models=args.models, split=args.split, features=args.features, out=args.out)
     print(json.dumps({"pair": summary["key"], "n": summary["n"], **summary["metrics"]}))
 
 

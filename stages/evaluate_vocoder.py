@@ -21,7 +21,8 @@ from tts.config import load_params
 from tts.corpus import CorpusError, staged_dir
 
 
-def run(params, vocoder: str, models: Path, split: Path, features: Path, out: Path) -> list[dict]:
+def run(params, vocoder: str, *, models: Path, split: Path, features: Path,
+        out: Path) -> list[dict]:
     cfg, synth_cfg = params.section("evaluate"), params.section("synth")
     device = inference.resolve_device(synth_cfg.device)
     vocoders = inference.load_variants(vocoder, models, synth_cfg, device)  # every schedule
@@ -39,8 +40,8 @@ def run(params, vocoder: str, models: Path, split: Path, features: Path, out: Pa
 def main() -> None:
     args = arguments(__doc__, "models split features out", words="vocoder")
     with known_errors("evaluate_vocoder", inference.SynthesisError, CorpusError, ValueError):
-        summaries = run(load_params(args.params), args.vocoder, args.models, args.split,
-                        args.features, args.out)
+        summaries = run(load_params(args.params), args.vocoder, models=args.models,
+                        split=args.split, features=args.features, out=args.out)
     for s in summaries:
         print(json.dumps({"vocoder": s["key"], "n": s["n"], **s["metrics"]}))
 

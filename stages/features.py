@@ -16,7 +16,7 @@ from tts import audio, corpus, featstore
 from tts.config import AudioConfig, FeaturesConfig, load_params
 
 
-def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, corpus_dir: Path, split_dir: Path,
+def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, *, corpus_dir: Path, split_dir: Path,
         out: Path) -> dict:
     """Write the feature store `out` (replaced only on success); returns stats.json's dict."""
     lists = {name: Path(split_dir) / f"{name}.tsv" for name in corpus.SPLITS}
@@ -48,7 +48,8 @@ def main() -> None:
     args = arguments(__doc__, "corpus split out")
     with known_errors("features", audio.AudioError, corpus.CorpusError, ValueError):
         params = load_params(args.params)
-        stats = run(params.audio, params.features, args.corpus, args.split, args.out)
+        stats = run(params.audio, params.features, corpus_dir=args.corpus, split_dir=args.split,
+                    out=args.out)
     print(json.dumps({k: stats[k] for k in ("n_utterances", "n_frames", "seconds", "splits")}))
 
 

@@ -43,7 +43,7 @@ def load_scheduled(path: Path):
     return loaded
 
 
-def run(cfg: ns.NoiseScheduleConfig, audio_cfg: AudioConfig, model_path: Path,
+def run(cfg: ns.NoiseScheduleConfig, audio_cfg: AudioConfig, *, model_path: Path,
         split: Path, features: Path, out: Path, metrics_path: Path) -> dict:
     name, model, model_cfg = load_scheduled(model_path)
     if (model_cfg.n_mels, model_cfg.hop_length) != (audio_cfg.n_mels, audio_cfg.hop_length):
@@ -66,8 +66,9 @@ def main() -> None:
     with known_errors("search_noise_schedule", CheckpointError, corpus.CorpusError,
                       FileNotFoundError, ValueError, RuntimeError):
         params = load_params(args.params)
-        metrics = run(params.section("noise_schedule"), params.audio, args.model, args.split,
-                      args.features, args.out, args.metrics)
+        metrics = run(params.section("noise_schedule"), params.audio, model_path=args.model,
+                      split=args.split, features=args.features, out=args.out,
+                      metrics_path=args.metrics)
     print(json.dumps(metrics))
 
 

@@ -21,8 +21,8 @@ from tts.config import SplitConfig, load_params
 from tts.text import TextConfig
 
 
-def run(cfg: SplitConfig, corpus_dir: Path, out: Path, sample_rate: int,
-        text: TextConfig | None = None) -> dict:
+def run(cfg: SplitConfig, sample_rate: int, text: TextConfig | None = None, *,
+        corpus_dir: Path, out: Path) -> dict:
     """Write `out`/{train,val,test,dropped}.tsv and report.json; returns the report."""
     return corpus.split_corpus(corpus_dir, out, cfg, sample_rate, text)
 
@@ -31,8 +31,8 @@ def main() -> None:
     args = arguments(__doc__, "corpus out")
     with known_errors("split", corpus.CorpusError):
         params = load_params(args.params)
-        report = run(params.split, args.corpus, args.out, params.audio.sample_rate,
-                     params.section("text"))
+        report = run(params.split, params.audio.sample_rate, params.section("text"),
+                     corpus_dir=args.corpus, out=args.out)
     print(json.dumps({k: report[k] for k in ("counts", "hours", "dropped_by_reason")}))
 
 

@@ -37,12 +37,13 @@ EVALUATION_METRICS = Path("metrics/evaluate.json")
 FIGURE_DPI = 100
 
 
-def run(params, text: str, out: Path, acoustic: str = "", vocoder: str = "",
+def run(params, text: str, out: Path, *, acoustic: str = "", vocoder: str = "",
         models: Path = MODEL_ROOT, metrics: Path = EVALUATION_METRICS,
         check: bool = True) -> dict:
     cfg = params.section("synth")
     acoustic, vocoder, why = choose_pair(acoustic, vocoder, metrics, cfg)
-    synth = load_synthesizer(acoustic, vocoder, params.audio, params.section("text"), cfg, models)
+    synth = load_synthesizer(acoustic, vocoder, params.audio, params.section("text"), cfg=cfg,
+                             root=models)
     result = synth(text)
     save_wav(out, result.audio, result.sample_rate)
     figure = plots.save(plots.mel_figure({f"{acoustic} + {synth.vocoder.label}": result.mel},
@@ -73,8 +74,9 @@ def main() -> None:
     args = arguments(__doc__, parser=parser)
     text = sys.stdin.read() if args.text == "-" else args.text
     with known_errors("synth", SynthesisError, RecognizerError, MOSError):
-        info = run(load_params(args.params), text, args.out, args.acoustic.strip(),
-                   args.vocoder.strip(), args.models, args.metrics, not args.no_check)
+        info = run(load_params(args.params), text, args.out, acoustic=args.acoustic.strip(),
+                   vocoder=args.vocoder.strip(), models=args.models, metrics=args.metrics,
+                   check=not args.no_check)
     if info["hit_max_length"]:
         print(f"synth: warning: {info['acoustic']} never decided to stop in some sentence; "
               f"the audio was cut at synth.max_frames_per_phoneme", file=sys.stderr)

@@ -29,7 +29,7 @@ from tts.tracking import Tracker
 from tts.train import RunPaths, Trainer, seed_everything
 
 
-def run(name: str, params, paths: RunPaths, split: Path, features: Path,
+def run(name: str, params, paths: RunPaths, *, split: Path, features: Path,
         align: Path | None = None, teacher: Path | None = None, quiet: bool = False,
         base: Path | None = None) -> dict:
     spec = models.spec(name)
@@ -75,8 +75,8 @@ def main() -> None:
         params = load_params()
         relaunch_under_torchrun(params.network(args.name)[0].devices, "stages.train")
         paths = RunPaths(args.checkpoints, args.out, args.metrics, args.plots)
-        run(args.name, params, paths, args.split, args.features, args.align, args.teacher,
-            base=args.base)
+        run(args.name, params, paths, split=args.split, features=args.features,
+            align=args.align, teacher=args.teacher, base=args.base)
 
 
 if __name__ == "__main__":

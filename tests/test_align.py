@@ -251,9 +251,10 @@ def test_stage_on_real_speech(mini_corpus, tmp_path):
     from tts.featstore import FeatureStore
 
     corpus_dir, split = make_split(tmp_path, mini_corpus, N_STAGE_CLIPS)
-    features.run(AudioConfig(), FeaturesConfig(workers=2), corpus_dir, split, tmp_path / "f")
-    report = stage.run(AlignConfig(workers=2), AudioConfig(), corpus_dir, split, tmp_path / "f",
-                       tmp_path / "align")
+    features.run(AudioConfig(), FeaturesConfig(workers=2), corpus_dir=corpus_dir,
+                 split_dir=split, out=tmp_path / "f")
+    report = stage.run(AlignConfig(workers=2), AudioConfig(), corpus_dir=corpus_dir,
+                       split_dir=split, features_dir=tmp_path / "f", out=tmp_path / "align")
     store = FeatureStore(tmp_path / "f")
     rows = (tmp_path / "align" / "alignment.tsv").read_text().splitlines()
     assert rows[0].split("\t") == list(alignments.HEADER)

@@ -39,9 +39,10 @@ def evaluated(tiny_builtin_corpus, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("evaluation")
     params = tiny_params(EXTRA)
     split, feats = tmp / "split", tmp / "features"
-    split_stage.run(params.split, tiny_builtin_corpus, split, params.audio.sample_rate,
-                    params.section("text"))
-    features_stage.run(params.audio, params.features, tiny_builtin_corpus, split, feats)
+    split_stage.run(params.split, params.audio.sample_rate, params.section("text"),
+                    corpus_dir=tiny_builtin_corpus, out=split)
+    features_stage.run(params.audio, params.features, corpus_dir=tiny_builtin_corpus,
+                       split_dir=split, out=feats)
     models = build_model_root(tmp / "models", params)
     out = {"params": params, "split": split, "features": feats, "tmp": tmp}
     # the recognizer (slow on noise-like output of untrained models) and figures only where
@@ -51,10 +52,12 @@ def evaluated(tiny_builtin_corpus, tmp_path_factory):
     lean = tiny_params({**EXTRA, "evaluate": {**EXTRA["evaluate"], "recognizer": "none",
                                               "mos": False, "figure_utterances": 0}})
     out["pairs"] = {
-        (a, v): evaluate_pair.run(p, a, v, models, split, feats, tmp / "pairs" / f"{a}-{v}")
+        (a, v): evaluate_pair.run(p, a, v, models=models, split=split, features=feats,
+                                  out=tmp / "pairs" / f"{a}-{v}")
         for p, a, v in [(params, "fastspeech2", "griffin_lim"), (quiet, "tacotron2", "wavegrad"),
                         (lean, "fastspeech2", "wavenet")]}
-    out["copies"] = {v: evaluate_vocoder.run(lean, v, models, split, feats, tmp / "vocoders" / v)
+    out["copies"] = {v: evaluate_vocoder.run(lean, v, models=models, split=split, features=feats,
+                                             out=tmp / "vocoders" / v)
                      for v in ("griffin_lim", "wavegrad")}
     out["truth"] = evaluate_ground_truth.run(params, split, feats, tmp / "ground_truth")
     paths = {k: tmp / name for k, name in [("report", "reports/index.html"),

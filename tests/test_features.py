@@ -112,7 +112,8 @@ def mini_inputs(mini_corpus, tmp_path_factory):
 def mini_store(mini_inputs, tmp_path_factory):
     corpus_dir, split = mini_inputs
     out = tmp_path_factory.mktemp("features") / "features"
-    stats = features.run(CFG, FeaturesConfig(workers=2, shard_size=4), corpus_dir, split, out)
+    stats = features.run(CFG, FeaturesConfig(workers=2, shard_size=4), corpus_dir=corpus_dir,
+                         split_dir=split, out=out)
     return out, stats
 
 
@@ -149,7 +150,8 @@ def test_stage_is_deterministic(mini_inputs, mini_store, tmp_path):
     out, _ = mini_store
     corpus_dir, split = mini_inputs
     again = tmp_path / "again"
-    features.run(CFG, FeaturesConfig(workers=1, shard_size=4), corpus_dir, split, again)
+    features.run(CFG, FeaturesConfig(workers=1, shard_size=4), corpus_dir=corpus_dir,
+                 split_dir=split, out=again)
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     for name in files:
@@ -164,6 +166,7 @@ def test_stage_names_a_corrupt_wav(mini_corpus, tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("previous output")
     with pytest.raises(audio.AudioError, match=f"{ids[0]}.wav"):
-        features.run(CFG, FeaturesConfig(workers=2), corpus_dir, split, out)
+        features.run(CFG, FeaturesConfig(workers=2), corpus_dir=corpus_dir, split_dir=split,
+                     out=out)
     assert (out / "keep.txt").read_text() == "previous output"  # nothing lost
     assert not list(tmp_path.glob(".features.tmp-*"))

@@ -280,10 +280,10 @@ def mini_features(mini_corpus, tmp_path_factory):
         name = line.split("|")[0] + ".wav"
         (corpus / "wavs" / name).symlink_to(mini_corpus / "wavs" / name)
     params = tiny_params({"split": {"val_count": 2, "test_count": 2}})
-    split_stage.run(params.split, corpus, tmp / "split", params.audio.sample_rate,
-                    params.section("text"))
-    features_stage.run(params.audio, dataclasses.replace(params.features, workers=1), corpus,
-                       tmp / "split", tmp / "features")
+    split_stage.run(params.split, params.audio.sample_rate, params.section("text"),
+                    corpus_dir=corpus, out=tmp / "split")
+    features_stage.run(params.audio, dataclasses.replace(params.features, workers=1),
+                       corpus_dir=corpus, split_dir=tmp / "split", out=tmp / "features")
     return tmp
 
 
@@ -292,8 +292,8 @@ def stage_train(name: str, root: Path, out: Path, params, teacher: Path | None =
     from stages import train as train_stage
 
     paths = RunPaths(root / "ckpt" / name / out.stem, out)
-    return train_stage.run(name, params, paths, root / "split", root / "features",
-                           teacher=teacher, quiet=True, base=base)
+    return train_stage.run(name, params, paths, split=root / "split",
+                           features=root / "features", teacher=teacher, quiet=True, base=base)
 
 
 SHORT = {"steps": 2, "batch_size": 2, "val_every": 2, "checkpoint_every": 2,
@@ -337,6 +337,7 @@ def test_noise_schedule_search_runs_on_a_fine_tuned_wavegrad(mini_features, tmp_
     cfg = dataclasses.replace(tiny_params().section("noise_schedule"), iterations=(2,),
                               grid_size=2, seed_beta_ends=(0.5,), clips=1, clip_frames=8,
                               workers=1)
-    metrics = search.run(cfg, params.audio, tuned, root / "split", root / "features",
-                         tmp_path / "schedules", tmp_path / "ns.json")
+    metrics = search.run(cfg, params.audio, model_path=tuned, split=root / "split",
+                         features=root / "features", out=tmp_path / "schedules",
+                         metrics_path=tmp_path / "ns.json")
     assert (tmp_path / "schedules" / "best_2.json").is_file() and metrics

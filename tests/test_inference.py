@@ -77,7 +77,7 @@ def test_contract_mismatch_is_an_error(model_root, params):
     other = dataclasses.replace(params.audio, n_mels=40)
     with pytest.raises(infer.SynthesisError, match="n_mels"):
         infer.load_synthesizer("fastspeech2", "griffin_lim", other, TEXT_CFG,
-                           params.section("synth"), model_root)
+                               cfg=params.section("synth"), root=model_root)
 
 
 # ---------------------------------------------------------------------------- splitting
@@ -110,8 +110,8 @@ def test_a_long_sentence_is_split_at_its_pauses_then_between_words():
 
 def test_sentences_are_joined_with_a_pause_and_synthesis_is_repeatable(model_root, params):
     cfg = params.section("synth")
-    synth = infer.load_synthesizer("fastspeech2", "griffin_lim", params.audio, TEXT_CFG, cfg,
-                               model_root)
+    synth = infer.load_synthesizer("fastspeech2", "griffin_lim", params.audio, TEXT_CFG, cfg=cfg,
+                                   root=model_root)
     result = synth("Good morning. See you soon.")
     hop, rate = params.audio.hop_length, params.audio.sample_rate
     assert len(result.chunks) == 2
@@ -157,8 +157,8 @@ def test_synth_entry_writes_wav_and_png(model_root, params, tmp_path):
     from stages import synth
 
     out = tmp_path / "synth.wav"
-    info = synth.run(params, "Speech synthesis is fun. It works.", out, "fastspeech2",
-                     "wavegrad", model_root, tmp_path / "no-metrics.json")
+    info = synth.run(params, "Speech synthesis is fun. It works.", out, acoustic="fastspeech2",
+                     vocoder="wavegrad", models=model_root, metrics=tmp_path / "no-metrics.json")
     wav, rate = sf.read(out)
     assert rate == params.audio.sample_rate and np.abs(wav).max() > 0.01
     phonemes = sum(len(c.phonemes) for c in infer.split_text("Speech synthesis is fun. It works.",

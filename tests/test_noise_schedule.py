@@ -174,8 +174,9 @@ def test_search_table_does_not_depend_on_worker_count(trained, features):
 def test_stage_refuses_a_missing_checkpoint(workspace):
     out = workspace["root"] / "no-model-out"
     with pytest.raises(FileNotFoundError, match="train_wavegrad"):
-        run(SMALL, AUDIO, workspace["root"] / "missing.pt", workspace["split"],
-            workspace["features"], out, workspace["root"] / "m.json")
+        run(SMALL, AUDIO, model_path=workspace["root"] / "missing.pt",
+            split=workspace["split"], features=workspace["features"], out=out,
+            metrics_path=workspace["root"] / "m.json")
     assert not out.exists()
 
 
@@ -184,8 +185,8 @@ def test_stage_writes_best_schedule_table_and_metrics_deterministically(workspac
     for attempt in range(2):
         out = workspace["root"] / f"schedules-{attempt}"
         metrics_path = workspace["root"] / f"metrics-{attempt}.json"
-        metrics = run(SMALL, AUDIO, workspace["model"], workspace["split"],
-                      workspace["features"], out, metrics_path)
+        metrics = run(SMALL, AUDIO, model_path=workspace["model"], split=workspace["split"],
+                      features=workspace["features"], out=out, metrics_path=metrics_path)
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
         assert json.loads(metrics_path.read_text()) == metrics
     assert outputs[0] == outputs[1]  # same params, same model: same files

@@ -22,9 +22,10 @@ def real_split(mini_corpus, tmp_path_factory):
     params = tiny_params({"split": {"val_count": 3, "test_count": 1},
                           "features": {"workers": 1}})
     split, feats = tmp / "split", tmp / "features"
-    split_stage.run(params.split, mini_corpus, split, params.audio.sample_rate,
-                    params.section("text"))
-    features_stage.run(params.audio, params.features, mini_corpus, split, feats)
+    split_stage.run(params.split, params.audio.sample_rate, params.section("text"),
+                    corpus_dir=mini_corpus, out=split)
+    features_stage.run(params.audio, params.features, corpus_dir=mini_corpus, split_dir=split,
+                       out=feats)
     return params, split, feats
 
 

@@ -52,10 +52,11 @@ def data(tiny_builtin_corpus, tmp_path_factory) -> tuple[Path, dict]:
     raw[NETWORK].update(TINY_NETWORKS[NETWORK])
     params = parse_params(raw)
     root = tmp_path_factory.mktemp("repro_data")
-    split.run(params.split, tiny_builtin_corpus, root / "split", params.audio.sample_rate,
-              params.section("text"))
-    features.run(params.audio, params.features.__class__(workers=1), tiny_builtin_corpus,
-                 root / "split", root / "features")
+    split.run(params.split, params.audio.sample_rate, params.section("text"),
+              corpus_dir=tiny_builtin_corpus, out=root / "split")
+    features.run(params.audio, params.features.__class__(workers=1),
+                 corpus_dir=tiny_builtin_corpus, split_dir=root / "split",
+                 out=root / "features")
     return root, raw
 
 

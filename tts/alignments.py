@@ -26,8 +26,8 @@ HEADER = ("id", "phonemes", "durations", "pitch", "energy")
 DECIMALS = 4  # pitch / energy z-scores in alignment.tsv
 
 
-def write_alignments(cfg: align.AlignConfig, audio_cfg: AudioConfig, corpus_dir: Path,
-                     split_dir: Path, features_dir: Path, out: Path, text_cfg=None) -> dict:
+def write_alignments(cfg: align.AlignConfig, audio_cfg: AudioConfig, text_cfg=None, *,
+                     corpus_dir: Path, split_dir: Path, features_dir: Path, out: Path) -> dict:
     """Align, write `out` (replaced only on success) and return the report."""
     store = FeatureStore(features_dir)
     entries = [(name, e) for name in corpus.SPLITS

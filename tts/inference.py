@@ -232,7 +232,7 @@ def choose_schedule(records: dict[int, dict], iterations: int) -> dict:
 
 
 def load_vocoder(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthConfig(),
-                 device: torch.device | str = "cpu", iterations: int | None = None) -> Vocoder:
+                 device: torch.device | str = "cpu", *, iterations: int | None = None) -> Vocoder:
     """A vocoder by name; `iterations` picks a searched noise schedule (default: the
     config's `wavegrad_iterations`) for a vocoder that has them."""
     entry = check_name(name, "vocoder")
@@ -253,7 +253,7 @@ def load_variants(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthCo
                   device: torch.device | str = "cpu") -> list[Vocoder]:
     """Every variant of a vocoder: one per searched noise schedule, else just the one."""
     if check_name(name, "vocoder").schedules:
-        return [load_vocoder(name, root, cfg, device, n)
+        return [load_vocoder(name, root, cfg, device, iterations=n)
                 for n in sorted(noise_schedules(name, root))]
     return [load_vocoder(name, root, cfg, device)]
 
@@ -366,7 +366,7 @@ def seeded(seed: int, device: torch.device | str = "cpu"):
 class Synthesizer:
     """An acoustic model and a vocoder that agree on the feature contract."""
 
-    def __init__(self, acoustic: Acoustic, vocoder: Vocoder, audio_cfg, text_cfg=None,
+    def __init__(self, acoustic: Acoustic, vocoder: Vocoder, audio_cfg, text_cfg=None, *,
                  cfg: SynthConfig = SynthConfig(), device: torch.device | str = "cpu"):
         check_contract(audio_cfg, (acoustic.name, acoustic.cfg), (vocoder.name, vocoder.cfg))
         self.acoustic, self.vocoder, self.audio_cfg = acoustic, vocoder, audio_cfg
@@ -414,12 +414,12 @@ class Synthesizer:
                          t_acoustic, t_vocoder, self.audio_cfg.sample_rate)
 
 
-def load_synthesizer(acoustic: str, vocoder: str, audio_cfg, text_cfg,
+def load_synthesizer(acoustic: str, vocoder: str, audio_cfg, text_cfg, *,
                      cfg: SynthConfig = SynthConfig(), root: Path = MODEL_ROOT,
                      iterations: int | None = None) -> Synthesizer:
     """Both models by name (names checked before anything is loaded)."""
     check_name(acoustic, "acoustic"), check_name(vocoder, "vocoder")
     device = resolve_device(cfg.device)
     return Synthesizer(load_acoustic(acoustic, root, cfg, device),
-                       load_vocoder(vocoder, root, cfg, device, iterations),
-                       audio_cfg, text_cfg, cfg, device)
+                       load_vocoder(vocoder, root, cfg, device, iterations=iterations),
+                       audio_cfg, text_cfg, cfg=cfg, device=device)
