@@ -639,20 +639,26 @@ def best_pair(metrics_path: Path, acoustic: str = "", vocoder: str = "") -> tupl
     return min(found)[1:] if found else None
 
 
-def choose_pair(acoustic: str, vocoder: str, metrics: Path, cfg) -> tuple[str, str, str]:
-    """(acoustic, vocoder, why) to synthesize with: given names win; the best-ranked pair
-    of the evaluation `metrics` fills the rest; without one, `cfg` (`synth:`) does."""
+class PairChoice(NamedTuple):
+    acoustic: str
+    vocoder: str
+    why: str  # as requested, the evaluation's best, or the params' defaults
+
+
+def choose_pair(acoustic: str, vocoder: str, metrics: Path, cfg) -> PairChoice:
+    """The pair to synthesize with: given names win; the best-ranked pair of the
+    evaluation `metrics` fills the rest; without one, `cfg` (`synth:`) does."""
     if acoustic:
         check_name(acoustic, "acoustic")
     if vocoder:
         check_name(vocoder, "vocoder")
     if acoustic and vocoder:
-        return acoustic, vocoder, "as requested"
+        return PairChoice(acoustic, vocoder, "as requested")
     best = best_pair(metrics, acoustic, vocoder)
     if best:
-        return best[0], best[1], f"best-ranked evaluated pair in {metrics}"
-    return (acoustic or cfg.acoustic, vocoder or cfg.vocoder,
-            f"synth.acoustic / synth.vocoder defaults (no evaluation in {metrics})")
+        return PairChoice(best[0], best[1], f"best-ranked evaluated pair in {metrics}")
+    return PairChoice(acoustic or cfg.acoustic, vocoder or cfg.vocoder,
+                      f"synth.acoustic / synth.vocoder defaults (no evaluation in {metrics})")
 
 
 def spoken_check(cfg: EvaluateConfig, wav, sample_rate: int, text: str) -> dict:

@@ -161,10 +161,7 @@ class Acoustic:
     module: torch.nn.Module
     cfg: Any  # its config: carries the feature-contract fields
     max_frames_per_phoneme: int
-
-    @property
-    def attention(self) -> bool:
-        return models.named(self.name).attention
+    attention: bool = False  # the registry trait: synthesize takes max_frames, gives attention
 
     def __call__(self, ids: Tensor, max_frames: int | None = None) -> dict:
         """ids (1, L) -> {mel (n_mels, T), attention (T_out, L) or None, hit_max_length};
@@ -196,7 +193,8 @@ def load_acoustic(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthCo
                   device: torch.device | str = "cpu") -> Acoustic:
     entry = check_name(name, "acoustic")
     module, model_cfg = load_module(entry, require(root, entry))
-    return Acoustic(name, module.eval().to(device), model_cfg, cfg.max_frames_per_phoneme)
+    return Acoustic(name, module.eval().to(device), model_cfg, cfg.max_frames_per_phoneme,
+                    entry.attention)
 
 
 def noise_schedules(name: str, root: Path = MODEL_ROOT) -> dict[int, dict]:
