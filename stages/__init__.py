@@ -19,7 +19,8 @@ from tts.config import ConfigError
 PARAMS_FILE = Path("params.yaml")
 HELP = {  # what each path flag is, in every stage's --help
     "corpus": "LJSpeech-layout corpus", "split": "folder of split lists",
-    "features": "feature store", "align": "alignment folder", "models": "folder of finished models",
+    "features": "feature store", "align": "alignment folder",
+    "models": "folder of finished models",
     "model": "finished model file", "out": "output to write", "metrics": "DVC metrics JSON",
     "plots": "DVC plots TSV", "checkpoints": "resume checkpoints folder",
     "acoustic": "acoustic model name", "vocoder": "vocoder name",

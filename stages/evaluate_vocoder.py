@@ -4,9 +4,9 @@
         --out DIR
 
 Vocodes the ground-truth log-mels of the first `evaluate.utterances` test utterances
-(WaveNet: the first `evaluate.wavenet_utterances`) and compares with the recordings;
-a vocoder with searched noise schedules (WaveGrad) is evaluated once per schedule. Writes wavs, figures,
-`utterances.csv` and `summary.json` to --out (replaced only on success).
+(WaveNet: the first `evaluate.wavenet_utterances`) and compares with the recordings; a
+vocoder with searched noise schedules (WaveGrad) is evaluated once per schedule. Writes
+wavs, figures, `utterances.csv` and `summary.json` to --out (replaced only on success).
 """
 
 from __future__ import annotations

@@ -441,8 +441,8 @@ def markdown_table(rows: list[dict], names, reference: dict | None = None,
     return "\n".join(lines)
 
 
-def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None, facts: dict, *,
-                    missing: list[str], title: str, subtitle: str,
+def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None,
+                    facts: dict, *, missing: list[str], title: str, subtitle: str,
                     partial: list[dict] = ()) -> str:
     lines = [f"# {title}", "", subtitle, ""]
     if facts.get("floor"):
