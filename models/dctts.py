@@ -43,18 +43,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tts.attention import alignment_scores, guided_attention_loss
+from tts.audio import linear_spectrogram
+from tts.contract import check
 from tts.text import SYMBOLS
 
 SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target length
 PAPER_DILATIONS = [1, 3, 9, 27]  # the dilation cycle of the paper's highway stacks
 AUDIO_ENC_TAIL_DILATION = 3  # the paper's two closing AudioEnc highway layers, HC(d, 3, 3)
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    from tts.config import ConfigError
-
-    if not ok:
-        raise ConfigError(f"params: `{key}` {message}")
 
 
 @dataclass(frozen=True)
@@ -91,19 +86,19 @@ class Text2MelConfig:
     def validate(self, key: str) -> None:
         for name in ("reduction", "embed_dim", "hidden_dim", "stacks", "end_frames",
                      "max_frames"):
-            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
-        _check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
-        _check(bool(self.dilations) and min(self.dilations) >= 1, f"{key}.dilations",
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
+        check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
+        check(bool(self.dilations) and min(self.dilations) >= 1, f"{key}.dilations",
                "must be a non-empty list of positive integers")
-        _check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
-        _check(self.mel_max > math.log(self.log_floor), f"{key}.mel_max",
+        check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
+        check(self.mel_max > math.log(self.log_floor), f"{key}.mel_max",
                "must exceed log(audio.log_floor)")
-        _check(self.guided_attention_weight >= 0, f"{key}.guided_attention_weight",
+        check(self.guided_attention_weight >= 0, f"{key}.guided_attention_weight",
                "must be >= 0")
-        _check(self.guided_attention_g > 0, f"{key}.guided_attention_g", "must be positive")
-        _check(self.window_back >= 0 and self.window_ahead >= 1, f"{key}.window_ahead",
+        check(self.guided_attention_g > 0, f"{key}.guided_attention_g", "must be positive")
+        check(self.window_back >= 0 and self.window_ahead >= 1, f"{key}.window_ahead",
                "need window_back >= 0 and window_ahead >= 1")
-        _check(0 < self.score_band < 1, f"{key}.score_band", "must be in (0, 1)")
+        check(0 < self.score_band < 1, f"{key}.score_band", "must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -127,12 +122,12 @@ class SSRNConfig:
 
     def validate(self, key: str) -> None:
         r = self.reduction
-        _check(r >= 1 and r & (r - 1) == 0, f"{key}.reduction", "must be a power of 2")
-        _check(self.channels >= 1, f"{key}.channels", "must be at least 1")
-        _check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
-        _check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
+        check(r >= 1 and r & (r - 1) == 0, f"{key}.reduction", "must be a power of 2")
+        check(self.channels >= 1, f"{key}.channels", "must be at least 1")
+        check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
+        check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
         for name in ("mel_max", "linear_max"):
-            _check(getattr(self, name) > math.log(self.log_floor), f"{key}.{name}",
+            check(getattr(self, name) > math.log(self.log_floor), f"{key}.{name}",
                    "must exceed log(audio.log_floor)")
 
 
@@ -456,8 +451,6 @@ class SSRN(nn.Module):
                 "mel_logits": self.mel_head(h)}  # (B, n_mels, Tc * r)
 
     def loss(self, batch: dict) -> dict[str, Tensor]:
-        from tts.audio import linear_spectrogram
-
         cfg = self.cfg
         frames = batch["mel"].size(2)
         mel = to_unit(batch["mel"], cfg.log_floor, cfg.mel_max)  # (B, M, T)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tts.config import ConfigError
+from tts.contract import check
 from tts.text import SYMBOLS
 
 # log-duration targets are log(d + offset) so zero-frame phones (possible in alignments)
@@ -68,27 +68,23 @@ class FastSpeech2Config:
     postnet_dropout: float = 0.5  # (Tacotron 2: 0.5)
 
     def validate(self, key: str) -> None:
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
-
         for name in ("n_symbols", "n_mels", "hidden", "encoder_layers", "decoder_layers",
                      "heads", "conv_filter", "predictor_filter", "max_phone_frames"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
-        check(self.hidden % self.heads == 0, "heads",
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
+        check(self.hidden % self.heads == 0, f"{key}.heads",
               f"= {self.heads} must divide hidden = {self.hidden}")
         for name in ("conv_kernel", "predictor_kernel", "postnet_kernel"):
             value = getattr(self, name)
-            check(value >= 1 and value % 2 == 1, name, f"= {value} must be odd and positive "
+            check(value >= 1 and value % 2 == 1, f"{key}.{name}", f"= {value} must be odd and positive "
                   "(same-length convolutions)")
         for name in ("dropout", "predictor_dropout", "postnet_dropout"):
-            check(0 <= getattr(self, name) < 1, name, "must be in [0, 1)")
-        check(self.n_bins >= 2, "n_bins", "must be at least 2")
-        check(self.pitch_min < self.pitch_max, "pitch_min", "must be below pitch_max")
-        check(self.energy_min < self.energy_max, "energy_min", "must be below energy_max")
-        check(self.postnet_layers == 0 or self.postnet_layers >= 2, "postnet_layers",
+            check(0 <= getattr(self, name) < 1, f"{key}.{name}", "must be in [0, 1)")
+        check(self.n_bins >= 2, f"{key}.n_bins", "must be at least 2")
+        check(self.pitch_min < self.pitch_max, f"{key}.pitch_min", "must be below pitch_max")
+        check(self.energy_min < self.energy_max, f"{key}.energy_min", "must be below energy_max")
+        check(self.postnet_layers == 0 or self.postnet_layers >= 2, f"{key}.postnet_layers",
               f"= {self.postnet_layers}: use 0 (no postnet) or at least 2")
-        check(self.postnet_channels >= 1, "postnet_channels", "must be at least 1")
+        check(self.postnet_channels >= 1, f"{key}.postnet_channels", "must be at least 1")
 
 
 # --------------------------------------------------------------------------- blocks

@@ -31,7 +31,7 @@ from torch import nn
 from models.wavenet import (Upsampler, WaveNet, WaveNetStack, at_least_float32, check_segments,
                             log_density, logistic_noise, normalize_mel, validate_stack)
 from tts.audio import stft_distance
-from tts.config import ConfigError
+from tts.contract import ConfigError
 
 FLOW_PARAMS = 2  # shift, log-scale
 LOGISTIC_ENTROPY = 2.0  # entropy of a logistic of scale s is log s + 2 (nats)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tts.attention import alignment_scores, guided_attention_loss
+from tts.contract import check
 from tts.text import SYMBOLS
 
 SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target length
@@ -75,27 +76,21 @@ class Tacotron2Config:
     score_band: float = 0.2  # diagonal band of the alignment score (tts.attention)
 
     def validate(self, key: str) -> None:
-        from tts.config import ConfigError
-
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
-
         for name in ("embed_dim", "encoder_dim", "encoder_convs", "attention_dim",
                      "location_filters", "prenet_dim", "prenet_layers", "decoder_dim",
                      "reduction", "postnet_dim", "postnet_layers", "max_frames"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
         for name in ("encoder_kernel", "location_kernel", "postnet_kernel"):
-            check(getattr(self, name) % 2 == 1, name, "must be odd (same-length convolution)")
-        check(self.encoder_dim % 2 == 0, "encoder_dim", "must be even (BiLSTM halves)")
-        check(self.postnet_layers >= 2, "postnet_layers", "must be at least 2")
+            check(getattr(self, name) % 2 == 1, f"{key}.{name}", "must be odd (same-length convolution)")
+        check(self.encoder_dim % 2 == 0, f"{key}.encoder_dim", "must be even (BiLSTM halves)")
+        check(self.postnet_layers >= 2, f"{key}.postnet_layers", "must be at least 2")
         for name in ("conv_dropout", "prenet_dropout", "decoder_dropout"):
-            check(0 <= getattr(self, name) < 1, name, "must be in [0, 1)")
-        check(self.guided_attention_weight >= 0, "guided_attention_weight", "must be >= 0")
-        check(self.guided_attention_g > 0, "guided_attention_g", "must be positive")
-        check(self.stop_pos_weight > 0, "stop_pos_weight", "must be positive")
-        check(0 < self.stop_threshold < 1, "stop_threshold", "must be in (0, 1)")
-        check(0 < self.score_band < 1, "score_band", "must be in (0, 1)")
+            check(0 <= getattr(self, name) < 1, f"{key}.{name}", "must be in [0, 1)")
+        check(self.guided_attention_weight >= 0, f"{key}.guided_attention_weight", "must be >= 0")
+        check(self.guided_attention_g > 0, f"{key}.guided_attention_g", "must be positive")
+        check(self.stop_pos_weight > 0, f"{key}.stop_pos_weight", "must be positive")
+        check(0 < self.stop_threshold < 1, f"{key}.stop_threshold", "must be in (0, 1)")
+        check(0 < self.score_band < 1, f"{key}.score_band", "must be in (0, 1)")
 
 
 def length_mask(lengths: Tensor, size: int) -> Tensor:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from tts.config import ConfigError
+from tts.contract import ConfigError
 
 RESIDUAL_SCALE = math.sqrt(0.5)  # keeps the residual stream's variance constant
 MIXTURE_PARAMS = 3  # logit, mean, log-scale per component

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tts import corpus
+from tts import builtin_corpus, corpus, download
 from tts.config import ConfigError, DataConfig, load_params
 from tts.text import TextConfig
 
@@ -24,12 +24,12 @@ def run(data: DataConfig, out: Path, text: TextConfig | None = None,
     """Build `out` (`text`: normalizer settings for builtin); returns a summary."""
     source = corpus.resolve_source(data.corpus, root)
     if source == "builtin":
-        return corpus.synthesize_builtin(data.builtin, out, text)
+        return builtin_corpus.synthesize_builtin(data.builtin, out, text)
     if source == "ljspeech":
         lj = data.ljspeech
         archive = corpus.repo_path(lj.download_dir, root) / Path(urlparse(lj.url).path).name
-        corpus.fetch_archive(lj.url, archive, lj.size, lj.sha256)
-        return corpus.extract_archive(archive, out)
+        download.fetch_archive(lj.url, archive, lj.size, lj.sha256)
+        return download.extract_archive(archive, out)
     return corpus.copy_folder(source, out)
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     try:
         params = load_params(args.params)
         summary = run(params.data, args.out, params.section("text"))
-    except (corpus.CorpusError, corpus.DownloadError, ConfigError) as exc:
+    except (corpus.CorpusError, download.DownloadError, ConfigError) as exc:
         raise SystemExit(f"download: {exc}") from exc
     print(json.dumps(summary))
 

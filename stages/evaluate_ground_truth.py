@@ -17,11 +17,10 @@ from pathlib import Path
 from tts import evaluation as E
 from tts.config import ConfigError, load_params
 from tts.corpus import CorpusError, staged_dir
+from tts.inference import resolve_device
 
 
 def _scoring_device(params) -> str:
-    from tts.inference import resolve_device
-
     return str(resolve_device(params.section("synth").device))
 
 

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tts import corpus
+from tts import corpus, split
 from tts.config import ConfigError, SplitConfig, load_params
 from tts.text import TextConfig
 
@@ -24,7 +24,7 @@ from tts.text import TextConfig
 def run(cfg: SplitConfig, corpus_dir: Path, out: Path, sample_rate: int,
         text: TextConfig | None = None) -> dict:
     """Write `out`/{train,val,test,dropped}.tsv and report.json; returns the report."""
-    return corpus.split_corpus(corpus_dir, out, cfg, sample_rate, text)
+    return split.split_corpus(corpus_dir, out, cfg, sample_rate, text)
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ from pathlib import Path
 from tts import plots
 from tts.audio import save_wav
 from tts.config import ConfigError, load_params
-from tts.evaluation import best_pair
+from tts.evaluation import best_pair, load_scorers
+from tts.evaluation import listen as score
 from tts.inference import MODEL_ROOT, SynthesisError, check_name, load_synthesizer
 from tts.mos import MOSError
 from tts.recognizer import RecognizerError
@@ -53,8 +54,6 @@ def choose_pair(acoustic: str, vocoder: str, metrics: Path, cfg) -> tuple[str, s
 
 def listen(params, wav, sample_rate: int, text: str) -> dict:
     """What the recognizer heard (with WER/CER against `text`) and the predicted MOS."""
-    from tts.evaluation import listen as score, load_scorers
-
     cfg = params.section("evaluate")
     heard = score(load_scorers(cfg), wav, sample_rate, text)
     out = {}

@@ -24,10 +24,12 @@ import models
 from tts import checkpoint as ckpt
 from tts.config import load_params, to_dict
 from tts.data import build_train_data
+from tts.digest import sha256_file
 from tts.finetune import FineTuneError, prepare
 from tts.media import validation_media_logger
 from tts.tracking import Tracker
-from tts.train import RunPaths, Trainer, seed_everything
+from tts.quality import ValidationListener
+from tts.train import RunPaths, Trainer, pick_device, seed_everything
 
 
 # torchrun settings read from the environment (its `PET_<OPTION>` convention); any of them
@@ -69,7 +71,7 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
         teacher_name, frozen, _ = ckpt.load_model(teacher)
         if teacher_name != spec.teacher:
             raise SystemExit(f"--teacher {teacher} holds a {teacher_name}, not a {spec.teacher}")
-        extra = {"teacher_sha256": ckpt.file_hash(teacher)}
+        extra = {"teacher_sha256": sha256_file(teacher)}
     extra |= tune.hash_extra
     if not quiet and int(os.environ.get("RANK", "0")) == 0:
         for note in tune.notes:
@@ -79,9 +81,6 @@ def run(name: str, params, paths: RunPaths, split: Path, features: Path,
         tracker.set_tags({"model_name": name, **extra, **tune.tags})
         listen = None
         if train_cfg.val_listen_clips:
-            from tts.quality import ValidationListener
-            from tts.train import pick_device
-
             listen = ValidationListener(spec.data, params.audio, split, features,
                                         train_cfg.val_listen_clips,
                                         train_cfg.val_listen_seconds, str(pick_device(0)))

@@ -17,7 +17,9 @@ from tts import checkpoint as ckpt
 from tts import finetune
 from tts.config import AudioConfig, ConfigError, TrainConfig
 from tts.finetune import FineTuneError
-from tts.train import RunPaths, TrainData, Trainer, seed_everything
+from tts.data import TrainData
+from tts.digest import sha256_file
+from tts.train import RunPaths, Trainer, seed_everything
 
 AUDIO = AudioConfig(n_mels=N_MELS)  # the synthetic text data's contract
 MINI_CLIPS = 10  # real clips for the stage-level tests: 6 train, 2 val, 2 test
@@ -71,9 +73,9 @@ def test_fine_tuning_starts_from_the_base_models_loss(base, tmp_path):
     # where the weights came from: in the finished model file and in the MLflow tags
     payload = ckpt.read(tmp_path / "tuned" / "model.pt")
     assert payload["init_from"]["path"] == str(base["path"])
-    assert payload["init_from"]["sha256"] == ckpt.file_hash(base["path"])
+    assert payload["init_from"]["sha256"] == sha256_file(base["path"])
     assert payload["init_from"]["step"] == 30
-    assert tune.tags["init_from_sha256"] == ckpt.file_hash(base["path"])
+    assert tune.tags["init_from_sha256"] == sha256_file(base["path"])
     assert payload["audio"]["n_mels"] == N_MELS and payload["text"]["symbols_version"]
 
 
@@ -246,7 +248,7 @@ def test_base_models_manifest_tracks_the_bytes(tiny, tmp_path):
     assert records["fastspeech2"] == {"network": "fastspeech2", "key": "model.init_from",
                                       "init_from": None, "sha256": None}
     manifest = tmp_path / "base" / "wavegrad.json"
-    assert json.loads(manifest.read_text())["sha256"] == ckpt.file_hash(base)
+    assert json.loads(manifest.read_text())["sha256"] == sha256_file(base)
     train, cfg = params.network("wavegrad")
     import models
 
@@ -308,7 +310,7 @@ def test_student_distills_from_a_fine_tuned_teacher(mini_features, tmp_path, mon
     params = tiny_params({"model": {**SHORT, "init_from": str(tmp_path / "A")},
                           "parallel_wavenet": {"init_from": ""}})
     stage_train("wavenet", root, tuned, params)
-    assert ckpt.read(tuned)["init_from"]["sha256"] == ckpt.file_hash(base)
+    assert ckpt.read(tuned)["init_from"]["sha256"] == sha256_file(base)
     student = tmp_path / "B" / "parallel_wavenet" / "model.pt"
     stage_train("parallel_wavenet", root, student, params, teacher=tuned)
     assert ckpt.read(student)["step"] == SHORT["steps"]
@@ -329,7 +331,7 @@ def test_noise_schedule_search_runs_on_a_fine_tuned_wavegrad(mini_features, tmp_
     tuned = tmp_path / "wavegrad" / "model.pt"
     stage_train("wavegrad", root, tuned, params, base=tmp_path / "manifests" / "wavegrad.json")
     source = ckpt.read(tuned)["init_from"]
-    assert source["frozen"] == ["upsampling"] and source["sha256"] == ckpt.file_hash(base)
+    assert source["frozen"] == ["upsampling"] and source["sha256"] == sha256_file(base)
     a, b = ckpt.read(base)["state_dict"], ckpt.read(tuned)["state_dict"]
     assert torch.equal(a["mel_conv.weight"], b["mel_conv.weight"])
     assert not torch.equal(a["out_conv.weight"], b["out_conv.weight"])

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from tts.digest import sha256_file
+from models import spec
 from tts.text import symbol_table_id
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8})\.pt$")
@@ -104,7 +104,6 @@ def check_symbols(payload: dict, source: str) -> None:
 
 def build_from_payload(payload: dict, source: str = "checkpoint"):
     """(model_name, model, cfg) from a payload produced by `model_payload`."""
-    from models import spec
 
     check_symbols(payload, source)
     try:
@@ -122,8 +121,3 @@ def build_from_payload(payload: dict, source: str = "checkpoint"):
 def load_model(path: str | Path):
     """(model_name, model in eval mode on CPU, cfg) from a model or resume checkpoint."""
     return build_from_payload(read(path), str(path))
-
-
-def file_hash(path: str | Path) -> str:
-    """sha256 of a file (e.g. a teacher checkpoint recorded in the student's run)."""
-    return sha256_file(path)

@@ -30,7 +30,12 @@ import torch
 from torch import Tensor
 
 from models import ACOUSTIC_MODELS, VOCODERS
+from models.dctts import DCTTS
+from models.griffin_lim import GriffinLim, GriffinLimConfig
+from tts.checkpoint import CheckpointError, load_model
+from tts.contract import AudioConfig, ConfigError
 from tts.metrics import stopwatch
+from tts.text import DEFAULT_CONFIG, SIL, SP, UnspeakableTextError, phonemize_words, to_ids
 
 MODEL_ROOT = Path("data/models")
 SCHEDULE_DIR = "schedules"
@@ -72,8 +77,6 @@ class SynthConfig:
     device: str = "cpu"  # cpu | cuda | auto (cuda when available)
 
     def validate(self, key: str) -> None:
-        from tts.config import ConfigError
-
         def check(ok: bool, name: str, message: str) -> None:
             if not ok:
                 raise ConfigError(f"params: `{key}.{name}` {message}")
@@ -129,8 +132,6 @@ def require(root: Path, name: str) -> Path:
 
 
 def _load(path: Path, expected: str):
-    from tts.checkpoint import CheckpointError, load_model
-
     try:
         name, model, cfg = load_model(path)
     except CheckpointError as exc:
@@ -188,8 +189,6 @@ def load_acoustic(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthCo
                   device: torch.device | str = "cpu") -> Acoustic:
     folder = require(root, check_name(name, "acoustic"))
     if name == "dctts":
-        from models.dctts import DCTTS
-
         text2mel, t_cfg = _load(folder / "text2mel.pt", "dctts_text2mel")
         ssrn, _ = _load(folder / "ssrn.pt", "dctts_ssrn")
         try:
@@ -241,9 +240,6 @@ def load_vocoder(name: str, root: Path = MODEL_ROOT, cfg: SynthConfig = SynthCon
     """A vocoder by name; `iterations` picks a WaveGrad schedule (default: the config's)."""
     folder = require(root, check_name(name, "vocoder"))
     if name == "griffin_lim":
-        from models.griffin_lim import GriffinLim, GriffinLimConfig
-        from tts.config import AudioConfig
-
         path = folder / GRIFFIN_LIM_FILE
         try:
             saved = json.loads(path.read_text())
@@ -313,8 +309,6 @@ def _split_at(entries: list[Entry], pause: str) -> list[list[Entry]]:
 def split_text(text: str, text_cfg, max_phonemes: int) -> list[Chunk]:
     """Sentences (each within `max_phonemes` where the words allow) of `text`;
     `text_cfg`: the params' `text` section (`tts.text.TextConfig`; None: its defaults)."""
-    from tts.text import DEFAULT_CONFIG, SIL, SP, UnspeakableTextError, phonemize_words
-
     if not text or not text.strip():
         raise SynthesisError("nothing to synthesize: the text is empty")
     try:
@@ -388,8 +382,6 @@ class Synthesizer:
         """One chunk: phonemes (symbols) -> {mel, audio, attention, hit_max_length,
         acoustic_seconds, vocoder_seconds}; seeded, so repeatable. `max_frames` caps
         attention models (default: the config's per-phoneme cap)."""
-        from tts.text import to_ids
-
         ids = torch.tensor([to_ids(list(phonemes))], device=self.device)  # (1, L)
         with seeded(self.cfg.seed, self.device), torch.no_grad():
             acoustic, t_acoustic = self._timed(self.acoustic, ids, max_frames)
