@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tts.attention import alignment_scores, guided_attention_loss
+from tts.attention import alignment_scores, guided_attention_loss, length_mask
 from tts.audio import linear_spectrogram
 from tts.contract import check
 from tts.text import SYMBOLS
@@ -143,11 +143,6 @@ def to_unit(x: Tensor, log_floor: float, high: float) -> Tensor:
 def from_unit(y: Tensor, log_floor: float, high: float) -> Tensor:
     low = math.log(log_floor)
     return low + y * (high - low)
-
-
-def length_mask(lengths: Tensor, size: int) -> Tensor:
-    """(B,) lengths -> (B, size) bool, True on valid positions."""
-    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
 
 
 class Conv(nn.Module):

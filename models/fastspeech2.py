@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tts.attention import length_mask
 from tts.contract import check
 from tts.text import SYMBOLS
 
@@ -88,11 +89,6 @@ class FastSpeech2Config:
 
 
 # --------------------------------------------------------------------------- blocks
-
-
-def lengths_to_mask(lengths: Tensor, max_length: int) -> Tensor:
-    """(B,) lengths -> (B, max_length) bool, True on valid positions."""
-    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def sinusoids(length: int, channels: int, device: torch.device) -> Tensor:
@@ -279,7 +275,7 @@ class FastSpeech2(nn.Module):
         """phonemes (B, L), phoneme_lengths (B,). Teacher forcing: durations (B, L) and
         pitch/energy ((B, L) phone-level or (B, T) frame-level), n_frames = padded T.
         Without them the predictions are used, with the controls applied."""
-        phone_mask = lengths_to_mask(phoneme_lengths, phonemes.size(1))  # (B, L)
+        phone_mask = length_mask(phoneme_lengths, phonemes.size(1))  # (B, L)
         x = self.encoder(self.embedding(phonemes), phone_mask)  # (B, L, C)
 
         log_duration = self.duration_predictor(x, phone_mask)  # (B, L)
@@ -293,7 +289,7 @@ class FastSpeech2(nn.Module):
         frame_lengths = durations.sum(dim=1)  # (B,)
         n_frames = n_frames if n_frames is not None else int(frame_lengths.max())
         x = regulate_length(x, durations, n_frames)  # (B, T, C)
-        frame_mask = lengths_to_mask(frame_lengths, n_frames)  # (B, T)
+        frame_mask = length_mask(frame_lengths, n_frames)  # (B, T)
         if self.cfg.variance_level == "frame":
             x, pitch_pred, energy_pred = self.variances(x, frame_mask, pitch, energy,
                                                         pitch_shift, energy_shift)
@@ -316,8 +312,8 @@ class FastSpeech2(nn.Module):
         target = batch["mel"]  # (B, n_mels, T)
         out = self(batch["phonemes"], batch["phoneme_lengths"], batch["durations"], pitch,
                    energy, n_frames=target.size(-1))
-        phone_mask = lengths_to_mask(batch["phoneme_lengths"], batch["phonemes"].size(1))
-        frame_mask = lengths_to_mask(batch["mel_lengths"], target.size(-1))  # (B, T)
+        phone_mask = length_mask(batch["phoneme_lengths"], batch["phonemes"].size(1))
+        frame_mask = length_mask(batch["mel_lengths"], target.size(-1))  # (B, T)
         variance_mask = phone_mask if phone_level else frame_mask
 
         def masked_mean(error: Tensor, mask: Tensor) -> Tensor:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from tts.attention import alignment_scores, guided_attention_loss
+from tts.attention import alignment_scores, guided_attention_loss, length_mask
 from tts.contract import check
 from tts.text import SYMBOLS
 
@@ -91,11 +91,6 @@ class Tacotron2Config:
         check(self.stop_pos_weight > 0, f"{key}.stop_pos_weight", "must be positive")
         check(0 < self.stop_threshold < 1, f"{key}.stop_threshold", "must be in (0, 1)")
         check(0 < self.score_band < 1, f"{key}.score_band", "must be in (0, 1)")
-
-
-def length_mask(lengths: Tensor, size: int) -> Tensor:
-    """(B,) lengths -> (B, size) bool, True on valid positions."""
-    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
