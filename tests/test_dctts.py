@@ -10,6 +10,7 @@ import torch
 
 from models.dctts import (DCTTS, SSRN, AudioDec, AudioEnc, Conv, Highway, SSRNConfig,
                           Text2Mel, Text2MelConfig, from_unit, to_unit)
+from tests.overfit import overfit
 from tests.test_attention import aligned_batch, item
 from tts.config import ConfigError
 
@@ -55,15 +56,9 @@ def test_overfit_learns_diagonal_attention_and_stops():
     torch.manual_seed(0)
     model = Text2Mel(TINY)
     batch = aligned_batch([10, 8, 9], N_SYMBOLS, N_MELS)
-    opt = torch.optim.Adam(model.parameters(), OVERFIT_LR)
     first = float(model.loss(batch)["l1_loss"].detach())
-    for _ in range(OVERFIT_STEPS):
-        losses = model.loss(batch)
-        opt.zero_grad()
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        opt.step()
-    assert float(losses["l1_loss"].detach()) < 0.3 * first
+    last = overfit(model, batch, OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP)[-1]
+    assert last["l1_loss"] < 0.3 * first
     model.eval()
     scores = model.scores(batch)
     assert scores["align_teacher_forced_diagonal_mass"] > 0.9, scores
@@ -155,15 +150,10 @@ def test_ssrn_upsamples_to_full_rate_and_learns():
     out = model(torch.rand(2, N_MELS, 7))
     assert out["linear_logits"].shape == (2, TINY_SSRN.n_fft // 2 + 1, 7 * TINY_SSRN.reduction)
     assert out["mel_logits"].shape == (2, N_MELS, 7 * TINY_SSRN.reduction)
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
     first = {k: float(v.detach()) for k, v in model.loss(batch).items()}
-    for _ in range(40):
-        losses = model.loss(batch)
-        opt.zero_grad()
-        losses["loss"].backward()
-        opt.step()
-    assert float(losses["mel_l1_loss"].detach()) < 0.5 * first["mel_l1_loss"]
-    assert float(losses["linear_l1_loss"].detach()) < 0.5 * first["linear_l1_loss"]
+    last = overfit(model, batch, 40, lr=3e-3)[-1]
+    assert last["mel_l1_loss"] < 0.5 * first["mel_l1_loss"]
+    assert last["linear_l1_loss"] < 0.5 * first["linear_l1_loss"]
     assert model.eval().sample(batch)["mel"].shape == (N_MELS, 16)
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from models.tacotron2 import Tacotron2, Tacotron2Config
+from tests.overfit import overfit
 from tests.test_attention import aligned_batch, item
 from tts.attention import alignment_scores
 from tts.config import ConfigError
@@ -24,15 +25,9 @@ def test_overfit_learns_diagonal_attention_and_stops():
     torch.manual_seed(0)
     model = Tacotron2(TINY)
     batch = aligned_batch([10, 8, 9], N_SYMBOLS, N_MELS)
-    opt = torch.optim.Adam(model.parameters(), OVERFIT_LR)
     first = float(model.loss(batch)["loss"].detach())
-    for _ in range(OVERFIT_STEPS):
-        losses = model.loss(batch)
-        opt.zero_grad()
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        opt.step()
-    assert float(losses["loss"].detach()) < 0.35 * first
+    last = overfit(model, batch, OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP)[-1]
+    assert last["loss"] < 0.35 * first
     model.eval()
     scores = model.scores(batch)
     assert scores["align_teacher_forced_diagonal_mass"] > 0.85, scores
