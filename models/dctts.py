@@ -55,13 +55,7 @@ AUDIO_ENC_TAIL_DILATION = 3  # the paper's two closing AudioEnc highway layers, 
 @dataclass(frozen=True)
 class Text2MelConfig:
     # feature contract and symbol table (filled by tts.config, never set in params)
-    sample_rate: int = 22050  # Hz
-    n_fft: int = 1024  # STFT size
-    hop_length: int = 256  # samples per full-rate mel frame
-    win_length: int = 1024  # STFT window
     n_mels: int = 80  # mel bins
-    fmin: float = 0.0  # mel filterbank low edge, Hz
-    fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # log(log_floor) is the silence value, normalized to 0
     n_symbols: int = len(SYMBOLS)  # phoneme vocabulary size, index 0 is padding
     # architecture
@@ -104,13 +98,10 @@ class Text2MelConfig:
 @dataclass(frozen=True)
 class SSRNConfig:
     # feature contract (filled by tts.config, never set in params)
-    sample_rate: int = 22050  # Hz
     n_fft: int = 1024  # STFT size; the linear head predicts n_fft // 2 + 1 bins
-    hop_length: int = 256  # samples per full-rate frame
+    hop_length: int = 256  # samples per full-rate frame (the linear target's STFT)
     win_length: int = 1024  # STFT window
     n_mels: int = 80  # mel bins
-    fmin: float = 0.0  # mel filterbank low edge, Hz
-    fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # floor of both log spectra, normalized to 0
     # architecture
     reduction: int = 4  # upsampling factor, a power of 2 (one stride-2 deconv per factor 2)
@@ -222,14 +213,15 @@ def highway_stack(channels: int, kernel: int, dilations: list[int], stacks: int,
 
 
 class TextEnc(nn.Module):
-    def __init__(self, cfg: Text2MelConfig):
+    def __init__(self, *, n_symbols: int, embed_dim: int, hidden_dim: int, kernel: int,
+                 dilations: list[int], stacks: int, dropout: float):
         super().__init__()
-        d2, p = 2 * cfg.hidden_dim, cfg.dropout
-        self.embed = nn.Embedding(cfg.n_symbols, cfg.embed_dim, padding_idx=0)
+        d2, p = 2 * hidden_dim, dropout
+        self.embed = nn.Embedding(n_symbols, embed_dim, padding_idx=0)
         self.layers = MaskedSequential([
-            Conv(cfg.embed_dim, d2, dropout=p), nn.ReLU(), Conv(d2, d2, dropout=p),
-            *highway_stack(d2, cfg.kernel, cfg.dilations, cfg.stacks, False, p),
-            *highway_stack(d2, cfg.kernel, [1], 2, False, p),
+            Conv(embed_dim, d2, dropout=p), nn.ReLU(), Conv(d2, d2, dropout=p),
+            *highway_stack(d2, kernel, dilations, stacks, False, p),
+            *highway_stack(d2, kernel, [1], 2, False, p),
             *highway_stack(d2, 1, [1], 2, False, p)])
 
     def forward(self, phonemes: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -242,14 +234,15 @@ class TextEnc(nn.Module):
 class AudioEnc(nn.Module):
     """Causal: the query at frame t depends on input frames <= t only."""
 
-    def __init__(self, cfg: Text2MelConfig):
+    def __init__(self, *, n_mels: int, hidden_dim: int, kernel: int, dilations: list[int],
+                 stacks: int, dropout: float):
         super().__init__()
-        d, p = cfg.hidden_dim, cfg.dropout
+        d, p = hidden_dim, dropout
         self.layers = MaskedSequential([
-            Conv(cfg.n_mels, d, causal=True, dropout=p), nn.ReLU(),
+            Conv(n_mels, d, causal=True, dropout=p), nn.ReLU(),
             Conv(d, d, causal=True, dropout=p), nn.ReLU(), Conv(d, d, causal=True, dropout=p),
-            *highway_stack(d, cfg.kernel, cfg.dilations, cfg.stacks, True, p),
-            *highway_stack(d, cfg.kernel, [AUDIO_ENC_TAIL_DILATION], 2, True, p)])
+            *highway_stack(d, kernel, dilations, stacks, True, p),
+            *highway_stack(d, kernel, [AUDIO_ENC_TAIL_DILATION], 2, True, p)])
 
     def forward(self, mel: Tensor) -> Tensor:
         return self.layers(mel)  # (B, n_mels, T) -> (B, d, T)
@@ -258,15 +251,16 @@ class AudioEnc(nn.Module):
 class AudioDec(nn.Module):
     """Causal: the output at frame t depends on inputs at frames <= t only."""
 
-    def __init__(self, cfg: Text2MelConfig):
+    def __init__(self, *, n_mels: int, hidden_dim: int, kernel: int, dilations: list[int],
+                 dropout: float):
         super().__init__()
-        d, p = cfg.hidden_dim, cfg.dropout
+        d, p = hidden_dim, dropout
         self.layers = MaskedSequential([
             Conv(2 * d, d, causal=True, dropout=p),
-            *highway_stack(d, cfg.kernel, cfg.dilations, 1, True, p),
-            *highway_stack(d, cfg.kernel, [1], 2, True, p),
+            *highway_stack(d, kernel, dilations, 1, True, p),
+            *highway_stack(d, kernel, [1], 2, True, p),
             *[m for _ in range(3) for m in (Conv(d, d, causal=True, dropout=p), nn.ReLU())],
-            Conv(d, cfg.n_mels, causal=True)])
+            Conv(d, n_mels, causal=True)])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)  # (B, 2d, T) -> logits (B, n_mels, T)
@@ -282,9 +276,12 @@ class Text2Mel(nn.Module):
     def __init__(self, cfg: Text2MelConfig):
         super().__init__()
         self.cfg = cfg
-        self.text_enc = TextEnc(cfg)
-        self.audio_enc = AudioEnc(cfg)
-        self.audio_dec = AudioDec(cfg)
+        widths = dict(hidden_dim=cfg.hidden_dim, kernel=cfg.kernel, dilations=cfg.dilations,
+                      dropout=cfg.dropout)
+        self.text_enc = TextEnc(n_symbols=cfg.n_symbols, embed_dim=cfg.embed_dim,
+                                stacks=cfg.stacks, **widths)
+        self.audio_enc = AudioEnc(n_mels=cfg.n_mels, stacks=cfg.stacks, **widths)
+        self.audio_dec = AudioDec(n_mels=cfg.n_mels, **widths)
 
     def attend(self, keys: Tensor, query: Tensor, text_mask: Tensor) -> Tensor:
         # keys (B, d, L); query (B, d, T); text_mask (B, L) -> attention (B, T, L)
@@ -485,8 +482,7 @@ class DCTTS(nn.Module):
     def __init__(self, text2mel: Text2Mel, ssrn: SSRN):
         super().__init__()
         a, b = text2mel.cfg, ssrn.cfg
-        for name in ("reduction", "n_mels", "mel_max", "log_floor", "hop_length",
-                     "sample_rate", "n_fft", "fmin", "fmax"):
+        for name in ("reduction", "n_mels", "mel_max", "log_floor"):
             if getattr(a, name) != getattr(b, name):
                 raise ValueError(f"DCTTS: Text2Mel and SSRN disagree on {name} "
                                  f"({getattr(a, name)} vs {getattr(b, name)}); retrain one "

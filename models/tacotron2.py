@@ -35,13 +35,7 @@ SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target
 @dataclass(frozen=True)
 class Tacotron2Config:
     # feature contract and symbol table (filled by tts.config, never set in params)
-    sample_rate: int = 22050  # Hz
-    n_fft: int = 1024  # STFT size
-    hop_length: int = 256  # samples per mel frame
-    win_length: int = 1024  # STFT window
     n_mels: int = 80  # mel bins predicted per frame
-    fmin: float = 0.0  # mel filterbank low edge, Hz
-    fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # log-mel floor; log(log_floor) is the padding/silence value
     n_symbols: int = len(SYMBOLS)  # phoneme vocabulary size, index 0 is padding
     # encoder
@@ -99,15 +93,14 @@ def conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, n_symbols: int, embed_dim: int, dim: int, n_convs: int, kernel: int,
+                 dropout: float):
         super().__init__()
-        self.embed = nn.Embedding(cfg.n_symbols, cfg.embed_dim, padding_idx=0)
-        dims = [cfg.embed_dim] + [cfg.encoder_dim] * cfg.encoder_convs
-        self.convs = nn.ModuleList(conv_bn(i, o, cfg.encoder_kernel)
-                                   for i, o in zip(dims, dims[1:]))
-        self.dropout = cfg.conv_dropout
-        self.lstm = nn.LSTM(cfg.encoder_dim, cfg.encoder_dim // 2, batch_first=True,
-                            bidirectional=True)
+        self.embed = nn.Embedding(n_symbols, embed_dim, padding_idx=0)
+        dims = [embed_dim] + [dim] * n_convs
+        self.convs = nn.ModuleList(conv_bn(i, o, kernel) for i, o in zip(dims, dims[1:]))
+        self.dropout = dropout
+        self.lstm = nn.LSTM(dim, dim // 2, batch_first=True, bidirectional=True)
 
     def forward(self, phonemes: Tensor, lengths: Tensor) -> Tensor:
         mask = length_mask(lengths, phonemes.size(1))[:, None]  # (B, 1, L)
@@ -125,14 +118,15 @@ class Encoder(nn.Module):
 class LocationSensitiveAttention(nn.Module):
     """Additive attention whose energies also see the previous and cumulative weights."""
 
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, query_dim: int, memory_dim: int, dim: int, location_filters: int,
+                 location_kernel: int):
         super().__init__()
-        self.query = nn.Linear(cfg.decoder_dim, cfg.attention_dim, bias=False)
-        self.memory = nn.Linear(cfg.encoder_dim, cfg.attention_dim, bias=False)
-        self.location_conv = nn.Conv1d(2, cfg.location_filters, cfg.location_kernel,
-                                       padding=cfg.location_kernel // 2, bias=False)
-        self.location = nn.Linear(cfg.location_filters, cfg.attention_dim, bias=False)
-        self.energy = nn.Linear(cfg.attention_dim, 1)
+        self.query = nn.Linear(query_dim, dim, bias=False)
+        self.memory = nn.Linear(memory_dim, dim, bias=False)
+        self.location_conv = nn.Conv1d(2, location_filters, location_kernel,
+                                       padding=location_kernel // 2, bias=False)
+        self.location = nn.Linear(location_filters, dim, bias=False)
+        self.energy = nn.Linear(dim, 1)
 
     def forward(self, query: Tensor, keys: Tensor, memory: Tensor, previous: Tensor,
                 mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -145,11 +139,11 @@ class LocationSensitiveAttention(nn.Module):
 
 
 class Prenet(nn.Module):
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, n_mels: int, dim: int, n_layers: int, dropout: float):
         super().__init__()
-        dims = [cfg.n_mels] + [cfg.prenet_dim] * cfg.prenet_layers
+        dims = [n_mels] + [dim] * n_layers
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims, dims[1:]))
-        self.dropout = cfg.prenet_dropout
+        self.dropout = dropout
 
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:  # dropout always on: the paper keeps it at inference
@@ -158,12 +152,11 @@ class Prenet(nn.Module):
 
 
 class Postnet(nn.Module):
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, n_mels: int, dim: int, n_layers: int, kernel: int, dropout: float):
         super().__init__()
-        dims = [cfg.n_mels] + [cfg.postnet_dim] * (cfg.postnet_layers - 1) + [cfg.n_mels]
-        self.convs = nn.ModuleList(conv_bn(i, o, cfg.postnet_kernel)
-                                   for i, o in zip(dims, dims[1:]))
-        self.dropout = cfg.conv_dropout
+        dims = [n_mels] + [dim] * (n_layers - 1) + [n_mels]
+        self.convs = nn.ModuleList(conv_bn(i, o, kernel) for i, o in zip(dims, dims[1:]))
+        self.dropout = dropout
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         # x (B, n_mels, T); mask (B, 1, T) zeroes padding so it never leaks into valid frames
@@ -178,28 +171,31 @@ class Decoder(nn.Module):
     """One step: prenet(last frame) -> attention LSTM -> attention -> decoder LSTM ->
     `reduction` frames + a stop logit."""
 
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, *, n_mels: int, reduction: int, memory_dim: int, dim: int,
+                 dropout: float, prenet_dim: int, prenet_layers: int, prenet_dropout: float,
+                 attention_dim: int, location_filters: int, location_kernel: int):
         super().__init__()
-        self.cfg = cfg
-        self.prenet = Prenet(cfg)
-        self.attention_rnn = nn.LSTMCell(cfg.prenet_dim + cfg.encoder_dim, cfg.decoder_dim)
-        self.attention = LocationSensitiveAttention(cfg)
-        self.decoder_rnn = nn.LSTMCell(cfg.decoder_dim + cfg.encoder_dim, cfg.decoder_dim)
-        self.frames = nn.Linear(cfg.decoder_dim + cfg.encoder_dim, cfg.n_mels * cfg.reduction)
-        self.stop = nn.Linear(cfg.decoder_dim + cfg.encoder_dim, 1)
+        self.dim, self.dropout = dim, dropout
+        self.prenet = Prenet(n_mels, prenet_dim, prenet_layers, prenet_dropout)
+        self.attention_rnn = nn.LSTMCell(prenet_dim + memory_dim, dim)
+        self.attention = LocationSensitiveAttention(dim, memory_dim, attention_dim,
+                                                    location_filters, location_kernel)
+        self.decoder_rnn = nn.LSTMCell(dim + memory_dim, dim)
+        self.frames = nn.Linear(dim + memory_dim, n_mels * reduction)
+        self.stop = nn.Linear(dim + memory_dim, 1)
 
     def initial_state(self, memory: Tensor) -> dict[str, Tensor]:
         b, n_in, _ = memory.shape
         zeros = memory.new_zeros
-        return {"att_h": zeros(b, self.cfg.decoder_dim), "att_c": zeros(b, self.cfg.decoder_dim),
-                "dec_h": zeros(b, self.cfg.decoder_dim), "dec_c": zeros(b, self.cfg.decoder_dim),
+        return {"att_h": zeros(b, self.dim), "att_c": zeros(b, self.dim),
+                "dec_h": zeros(b, self.dim), "dec_c": zeros(b, self.dim),
                 "weights": zeros(b, n_in), "cumulative": zeros(b, n_in),
                 "context": zeros(b, memory.size(2))}
 
     def step(self, prenet_out: Tensor, state: dict[str, Tensor], memory: Tensor, keys: Tensor,
              mask: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         # prenet_out (B, P); memory (B, L, D); keys (B, L, A); mask (B, L)
-        p = self.cfg.decoder_dropout if self.training else 0.0
+        p = self.dropout if self.training else 0.0
         att_h, att_c = self.attention_rnn(torch.cat([prenet_out, state["context"]], -1),
                                           (state["att_h"], state["att_c"]))
         att_h = F.dropout(att_h, p, self.training)  # (B, H)
@@ -222,9 +218,16 @@ class Tacotron2(nn.Module):
     def __init__(self, cfg: Tacotron2Config):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg)
-        self.postnet = Postnet(cfg)
+        self.encoder = Encoder(cfg.n_symbols, cfg.embed_dim, cfg.encoder_dim, cfg.encoder_convs,
+                               cfg.encoder_kernel, cfg.conv_dropout)
+        self.decoder = Decoder(
+            n_mels=cfg.n_mels, reduction=cfg.reduction, memory_dim=cfg.encoder_dim,
+            dim=cfg.decoder_dim, dropout=cfg.decoder_dropout, prenet_dim=cfg.prenet_dim,
+            prenet_layers=cfg.prenet_layers, prenet_dropout=cfg.prenet_dropout,
+            attention_dim=cfg.attention_dim, location_filters=cfg.location_filters,
+            location_kernel=cfg.location_kernel)
+        self.postnet = Postnet(cfg.n_mels, cfg.postnet_dim, cfg.postnet_layers,
+                               cfg.postnet_kernel, cfg.conv_dropout)
 
     @property
     def pad_value(self) -> float:

@@ -112,7 +112,7 @@ def _check_corpus(out: Path) -> None:
 
 
 def test_dropped_connection_resumes_with_range(archive, serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.0)
     half = len(archive) // 2
     server = serve(archive, drop_after=half)
     summary = run(_lj(server, archive, tmp_path), tmp_path / "corpus", root=tmp_path)

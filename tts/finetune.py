@@ -39,7 +39,7 @@ import torch
 
 import models
 from models import MODEL_FILES, spec
-from tts.checkpoint import read
+from tts.checkpoint import config_fields, read
 from tts.config import CONTRACT_FIELDS, AudioConfig, TrainConfig, get_path, load_params, to_dict
 from tts.digest import sha256_file
 from tts.text import FRONTEND_VERSION, SYMBOLS, SYMBOLS_VERSION
@@ -245,7 +245,7 @@ def check_architecture(base: BaseModel, name: str, model, model_cfg, section: st
         return [f"`{section}.{k}` is {_show(new)} here, {_show(old)} in the base model "
                 f"(allowed: it does not change the parameters)" for k, (old, new) in differing.items()]
     try:
-        base_cfg = spec(name).config_cls(**old_values)
+        base_cfg = spec(name).config_cls(**config_fields(spec(name).config_cls, old_values))
     except TypeError:
         base_cfg = None
     culprits = []
