@@ -142,12 +142,12 @@ class FFTBlock(nn.Module):
 class FFTStack(nn.Module):
     """Positional encoding + FFT blocks: the encoder and the decoder."""
 
-    def __init__(self, cfg: FastSpeech2Config, layers: int):
+    def __init__(self, layers: int, hidden: int, heads: int, conv_filter: int, conv_kernel: int,
+                 dropout: float):
         super().__init__()
-        self.blocks = nn.ModuleList(
-            FFTBlock(cfg.hidden, cfg.heads, cfg.conv_filter, cfg.conv_kernel, cfg.dropout)
-            for _ in range(layers))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(FFTBlock(hidden, heads, conv_filter, conv_kernel, dropout)
+                                    for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         B, T, C = x.shape  # x (B, T, C), mask (B, T)
@@ -243,14 +243,15 @@ class FastSpeech2(nn.Module):
         self.cfg = cfg
         C = cfg.hidden
         self.embedding = nn.Embedding(cfg.n_symbols, C, padding_idx=0)
-        self.encoder = FFTStack(cfg, cfg.encoder_layers)
+        fft = (cfg.hidden, cfg.heads, cfg.conv_filter, cfg.conv_kernel, cfg.dropout)
+        self.encoder = FFTStack(cfg.encoder_layers, *fft)
         predictor = (C, cfg.predictor_filter, cfg.predictor_kernel, cfg.predictor_dropout)
         self.duration_predictor = VariancePredictor(*predictor)  # log(d + offset) per phone
         self.pitch_predictor = VariancePredictor(*predictor)
         self.energy_predictor = VariancePredictor(*predictor)
         self.pitch_embedding = QuantizedEmbedding(cfg.n_bins, cfg.pitch_min, cfg.pitch_max, C)
         self.energy_embedding = QuantizedEmbedding(cfg.n_bins, cfg.energy_min, cfg.energy_max, C)
-        self.decoder = FFTStack(cfg, cfg.decoder_layers)
+        self.decoder = FFTStack(cfg.decoder_layers, *fft)
         self.mel_linear = nn.Linear(C, cfg.n_mels)
         self.postnet = (Postnet(cfg.n_mels, cfg.postnet_channels, cfg.postnet_kernel,
                                 cfg.postnet_layers, cfg.postnet_dropout)
