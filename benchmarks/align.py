@@ -140,7 +140,8 @@ def main() -> None:
              for u in utts]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        pocketsphinx_aligner.run_pocketsphinx(batch, Path(tmp), replace(cfg, workers=workers), audio_cfg)
+        pocketsphinx_aligner.run_pocketsphinx(batch, Path(tmp), replace(cfg, workers=workers),
+                                              audio_cfg)
         t_parallel = time.perf_counter() - start
 
     rtf = t_ps / seconds

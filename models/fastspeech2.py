@@ -76,8 +76,8 @@ class FastSpeech2Config:
               f"= {self.heads} must divide hidden = {self.hidden}")
         for name in ("conv_kernel", "predictor_kernel", "postnet_kernel"):
             value = getattr(self, name)
-            check(value >= 1 and value % 2 == 1, f"{key}.{name}", f"= {value} must be odd and positive "
-                  "(same-length convolutions)")
+            check(value >= 1 and value % 2 == 1, f"{key}.{name}",
+                  f"= {value} must be odd and positive (same-length convolutions)")
         for name in ("dropout", "predictor_dropout", "postnet_dropout"):
             check(0 <= getattr(self, name) < 1, f"{key}.{name}", "must be in [0, 1)")
         check(self.n_bins >= 2, f"{key}.n_bins", "must be at least 2")

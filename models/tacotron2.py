@@ -75,7 +75,8 @@ class Tacotron2Config:
                      "reduction", "postnet_dim", "postnet_layers", "max_frames"):
             check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
         for name in ("encoder_kernel", "location_kernel", "postnet_kernel"):
-            check(getattr(self, name) % 2 == 1, f"{key}.{name}", "must be odd (same-length convolution)")
+            check(getattr(self, name) % 2 == 1, f"{key}.{name}",
+                  "must be odd (same-length convolution)")
         check(self.encoder_dim % 2 == 0, f"{key}.encoder_dim", "must be even (BiLSTM halves)")
         check(self.postnet_layers >= 2, f"{key}.postnet_layers", "must be at least 2")
         for name in ("conv_dropout", "prenet_dropout", "decoder_dropout"):

@@ -102,7 +102,8 @@ class WaveGradConfig:
         check(0 < self.train_beta_start <= self.train_beta_end < 1, f"{key}.train_beta_start",
               "need 0 < train_beta_start <= train_beta_end < 1")
         check(0 < self.inference_beta_start <= self.inference_beta_end < 1,
-              f"{key}.inference_beta_start", "need 0 < inference_beta_start <= inference_beta_end < 1")
+              f"{key}.inference_beta_start",
+              "need 0 < inference_beta_start <= inference_beta_end < 1")
 
 
 def linear_betas(iterations: int, start: float, end: float) -> list[float]:

@@ -240,7 +240,8 @@ def test_builtin_is_byte_identical_and_well_formed(engine, tmp_path):
 
 def test_builtin_plan_ids_and_jitter():
     cfg = BuiltinCorpusConfig(n_utterances=5, seed=3)
-    plan = builtin_corpus.builtin_plan(cfg, n_prompts=3)  # more utterances than prompts: second takes
+    # more utterances than prompts: second takes
+    plan = builtin_corpus.builtin_plan(cfg, n_prompts=3)
     ids = [uid for uid, *_ in plan]
     assert ids == sorted(ids) and len(set(ids)) == 5
     assert sum(uid.startswith("BI002-") for uid in ids) == 2

@@ -16,7 +16,8 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from tts import espeak, piper_voice
-from tts.corpus import METADATA, WAVS, CorpusError, Utterance, staged_dir, write_metadata, write_wav
+from tts.corpus import (METADATA, WAVS, CorpusError, Utterance, staged_dir, write_metadata,
+                        write_wav)
 from tts.text import DEFAULT_CONFIG, normalize
 
 PROMPTS = Path(__file__).with_name("prompts.txt")

@@ -17,7 +17,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from tts.corpus import METADATA, WAVS, CorpusError, Utterance, check_layout, read_metadata, staged_dir
+from tts.corpus import (METADATA, WAVS, CorpusError, Utterance, check_layout, read_metadata,
+                        staged_dir)
 from tts.split_lists import SPLITS, Dropped, SplitEntry, write_dropped, write_split
 from tts.text import DEFAULT_CONFIG, UnspeakableTextError, normalize, phonemize
 from tts.transcript_check import transcript_errors
@@ -44,9 +45,11 @@ def check_utterance(utt: Utterance, wavs: Path, cfg, text_cfg) -> SplitEntry | D
         return Dropped(utt.id, "empty_audio", f"{wav} has no samples")
     duration = info.frames / info.samplerate
     if duration < cfg.min_duration:
-        return Dropped(utt.id, "too_short", f"{duration:.3f} s < split.min_duration {cfg.min_duration} s")
+        return Dropped(utt.id, "too_short",
+                       f"{duration:.3f} s < split.min_duration {cfg.min_duration} s")
     if duration > cfg.max_duration:
-        return Dropped(utt.id, "too_long", f"{duration:.3f} s > split.max_duration {cfg.max_duration} s")
+        return Dropped(utt.id, "too_long",
+                       f"{duration:.3f} s > split.max_duration {cfg.max_duration} s")
     if not utt.normalized.strip():
         return Dropped(utt.id, "empty_text", "the transcript is empty")
     try:
@@ -55,7 +58,8 @@ def check_utterance(utt: Utterance, wavs: Path, cfg, text_cfg) -> SplitEntry | D
     except UnspeakableTextError as exc:
         return Dropped(utt.id, "unspeakable_text", str(exc))
     if len(phonemes) > cfg.max_phonemes:
-        return Dropped(utt.id, "too_many_phonemes", f"{len(phonemes)} > split.max_phonemes {cfg.max_phonemes}")
+        return Dropped(utt.id, "too_many_phonemes",
+                       f"{len(phonemes)} > split.max_phonemes {cfg.max_phonemes}")
     try:  # decoded last, only for utterances that passed everything else
         samples, _ = sf.read(str(wav), dtype="float32", always_2d=True)
     except AUDIO_ERRORS as exc:
@@ -64,7 +68,8 @@ def check_utterance(utt: Utterance, wavs: Path, cfg, text_cfg) -> SplitEntry | D
         return Dropped(utt.id, "empty_audio", f"{wav}: no samples could be decoded")
     bad = int(samples.size - np.isfinite(samples).sum())
     if bad:
-        return Dropped(utt.id, "non_finite_audio", f"{wav}: {bad} NaN/inf samples; re-export the file")
+        return Dropped(utt.id, "non_finite_audio",
+                       f"{wav}: {bad} NaN/inf samples; re-export the file")
     if float(np.abs(samples).max()) <= SILENT_PEAK:
         return Dropped(utt.id, "silent_audio", f"{wav}: peak amplitude <= {SILENT_PEAK}")
     duration = len(samples) / info.samplerate  # decoded length: a truncated file is shorter
