@@ -15,6 +15,7 @@ from typing import Literal
 from tts.contract import check
 from tts.text import DEFAULT_CONFIG, phonemize_words
 
+
 @dataclass(frozen=True)
 class AlignConfig:
     aligner: Literal["pocketsphinx", "mfa"] = "pocketsphinx"  # which forced aligner runs

@@ -25,7 +25,6 @@ BUILTIN_PREFIX = "BI"  # builtin ids: BI<take:03d>-<prompt:04d>, like LJSpeech's
 INT16_SCALE = 32768.0
 
 
-
 def read_prompts(path: Path = PROMPTS) -> list[str]:
     """One prompt per line; blank lines skipped."""
     lines = [" ".join(s.split()) for s in Path(path).read_text(encoding="utf-8").splitlines()]

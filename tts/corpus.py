@@ -29,7 +29,6 @@ WAVS = "wavs"
 PCM_16 = "PCM_16"
 
 
-
 class CorpusError(ValueError):
     """A corpus problem; the message names the file or utterance and what to do."""
 

@@ -27,7 +27,6 @@ RETRY_WAIT_S = 2.0  # seconds before reconnection k is k * RETRY_WAIT_S
 TIMEOUT_S = 60.0  # socket timeout of one connection
 
 
-
 class DownloadError(RuntimeError):
     """A download that failed or did not verify; the message names the file."""
 

@@ -34,7 +34,6 @@ from tts.textgrid import Interval, is_silence, read_phones
 UNKNOWN_LABEL = "spn"  # MFA's unknown-word filler
 
 
-
 def _match(ours: list[str], theirs: list[str]) -> tuple[list[list[int]], int]:
     """Edit-distance alignment of our phones to the aligner's (stress-free labels).
 

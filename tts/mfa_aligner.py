@@ -19,7 +19,6 @@ MFA_INSTALL = ("install the Montreal Forced Aligner with `conda install -c conda
                "params.yaml (`dvc exp run -S align.aligner=pocketsphinx`)")
 
 
-
 def mfa_version(cfg: AlignConfig) -> str:
     exe = shutil.which(cfg.mfa_command)
     if exe is None:

@@ -29,7 +29,6 @@ PCM_SCALE = 32767  # float [-1, 1] -> int16 for pocketsphinx
 _WORKER: dict = {}
 
 
-
 def _ps_decoder(cfg: AlignConfig, silence_prob: float | None = None):
     """A pocketsphinx decoder with no language model and an empty dictionary."""
     from pocketsphinx import Decoder

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def phone_averages(dur: np.ndarray, f0: np.ndarray, voiced: np.ndarray,
                    energy: np.ndarray, stats: dict) -> tuple[np.ndarray, np.ndarray]:
     """Phone-level z-normalized log-F0 (voiced frames; 0 if none) and energy."""

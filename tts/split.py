@@ -27,7 +27,6 @@ SILENT_PEAK = 1e-4  # peak |amplitude| (full scale 1) at or below which audio co
 AUDIO_ERRORS = (RuntimeError, ValueError, sf.SoundFileError)  # what libsndfile raises on bad files
 
 
-
 def check_utterance(utt: Utterance, wavs: Path, cfg, text_cfg) -> SplitEntry | Dropped:
     """Kept `SplitEntry`, or `Dropped` with its reason; cheap checks first, decoding last.
 

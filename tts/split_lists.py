@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 from tts.corpus import CorpusError
 
 SPLIT_HEADER = ("id", "text", "normalized", "phonemes", "duration")
 DROPPED_HEADER = ("id", "reason", "detail")
 SPLITS = ("train", "val", "test")
-
 
 
 @dataclass(frozen=True)

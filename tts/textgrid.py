@@ -1,5 +1,4 @@
-"""MFA-style TextGrids (interval tiers `words` and `phones`): write, read, silence labels.
-"""
+"""MFA-style TextGrids (interval tiers `words` and `phones`): write, read, silence labels."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from tts.alignment import AlignmentDropped
 
 SILENCE_LABELS = frozenset({"", "sil", "sp", "<eps>", "<sil>", "<s>", "</s>", "SIL"})
 GAP = 1e-6  # seconds: intervals closer than this touch
-
 
 
 class Interval(NamedTuple):

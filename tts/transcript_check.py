@@ -1,5 +1,4 @@
-"""Transcripts confirmed by ear: a recognizer's CER of every kept utterance (split stage).
-"""
+"""Transcripts confirmed by ear: a recognizer's CER of every kept utterance (split stage)."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from tts.recognizer import error_rates, load_recognizer
 from tts.split_lists import SplitEntry
 
 _WORKER_RECOGNIZER = None
-
 
 
 def _init_transcript_worker(kind: str) -> None:
