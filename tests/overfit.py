@@ -31,3 +31,19 @@ def overfit(model: torch.nn.Module, batch: dict, steps: int, lr: float = 3e-3,
         optimizer.step()
         history.append({k: float(v.detach()) for k, v in losses.items()})
     return history
+
+
+def assert_learns_to_align(model: torch.nn.Module, batch: dict, steps: int, lr: float,
+                           grad_clip: float, term: str, ratio: float, min_mass: float) -> dict:
+    """An attention model overfit on `batch` lowers loss term `term` below `ratio` x its
+    start, and aligns: diagonal mass above `min_mass` teacher-forced and free-running, no
+    free-running item hitting the length cap. -> `model.sample(batch)` (eval mode)."""
+    first = float(model.loss(batch)[term].detach())
+    last = overfit(model, batch, steps, lr, grad_clip)[-1]
+    assert last[term] < ratio * first, (first, last)
+    model.eval()
+    scores = model.scores(batch)
+    assert scores["align_teacher_forced_diagonal_mass"] > min_mass, scores
+    assert scores["align_diagonal_mass"] > min_mass, scores  # free-running synthesis
+    assert scores["align_hit_max_rate"] == 0, scores  # stopped at the end of the text
+    return model.sample(batch)
