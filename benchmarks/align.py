@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from benchmarks.harness import print_table, write_results
-from tts import align, audio, corpus
-from tts.align import AlignConfig, Interval
+from tts import alignment, audio, corpus, durations, pocketsphinx_aligner
+from tts.alignment import AlignConfig, strip_stress
 from tts.config import AudioConfig
+from tts.textgrid import GAP, Interval, is_silence, read_phones
 from tts.text import phonemize
 
 MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ljspeech-mini"
@@ -39,14 +40,33 @@ OFFSETS_S = np.arange(0.0, 0.0301, 0.005)  # candidate pocketsphinx time offsets
 MIN_PAUSE_S = 0.05  # MFA pauses at least this long are checked for detection
 
 
+def boundary_errors(ref: list[Interval], hyp: list[Interval]) -> np.ndarray | None:
+    """Signed hyp - ref phone boundary differences (seconds); None if the phones differ.
+
+    Silence is ignored. Boundaries: every phone's start, plus its end where either aligner
+    puts a silence after it (so a boundary shared by two phones counts once).
+    """
+    ref = [p for p in ref if not is_silence(p.label)]
+    hyp = [p for p in hyp if not is_silence(p.label)]
+    if [strip_stress(p.label) for p in ref] != [strip_stress(p.label) for p in hyp]:
+        return None
+    diffs = []
+    for k, (r, h) in enumerate(zip(ref, hyp)):
+        diffs.append(h.start - r.start)
+        last = k == len(ref) - 1
+        if last or ref[k + 1].start - r.end > GAP or hyp[k + 1].start - h.end > GAP:
+            diffs.append(h.end - r.end)
+    return np.asarray(diffs)
+
+
 def mfa_words(path: Path) -> list[tuple[str, list[str]]]:
     """(word, phones) from an MFA TextGrid: the pronunciations MFA chose."""
     from praatio import textgrid
 
     tg = textgrid.openTextgrid(str(path), includeEmptyIntervals=False)
     phones = tg.getTier("phones").entries
-    return [(w, [p.label for p in phones if p.start >= s - align.GAP and p.end <= e + align.GAP
-                 and not align.is_silence(p.label)])
+    return [(w, [p.label for p in phones if p.start >= s - GAP and p.end <= e + GAP
+                 and not is_silence(p.label)])
             for s, e, w in tg.getTier("words").entries]
 
 
@@ -58,9 +78,9 @@ def shares(errors: list[np.ndarray], offset: float = 0.0) -> dict:
 
 
 def pause_recall(ref: list[Interval], hyp: list[Interval]) -> tuple[int, int]:
-    pauses = [p for p in ref[1:-1] if align.is_silence(p.label) and p.end - p.start >= MIN_PAUSE_S]
+    pauses = [p for p in ref[1:-1] if is_silence(p.label) and p.end - p.start >= MIN_PAUSE_S]
     found = sum(sum(max(0.0, min(h.end, p.end) - max(h.start, p.start)) for h in hyp
-                    if align.is_silence(h.label)) >= (p.end - p.start) / 2 for p in pauses)
+                    if is_silence(h.label)) >= (p.end - p.start) / 2 for p in pauses)
     return len(pauses), found
 
 
@@ -72,7 +92,7 @@ def main() -> None:
     raw_cfg = replace(cfg, ps_time_offset=0.0)  # offsets are applied below
     utts = corpus.read_metadata(MINI / corpus.METADATA)
     wavs = {u.id: MINI / corpus.WAVS / f"{u.id}.wav" for u in utts}
-    refs = {u.id: align.read_phones(MINI / "TextGrid" / f"{u.id}.TextGrid")[0] for u in utts}
+    refs = {u.id: read_phones(MINI / "TextGrid" / f"{u.id}.TextGrid")[0] for u in utts}
     clips = {u.id: audio.load_wav(wavs[u.id], audio_cfg.sample_rate) for u in utts}
     seconds = sum(len(x) for x in clips.values()) / audio_cfg.sample_rate
 
@@ -81,27 +101,27 @@ def main() -> None:
         audio.utterance_features(wavs[u.id], audio_cfg)
     t_features = time.perf_counter() - start
 
-    aligner = align.PocketSphinx(raw_cfg)
+    aligner = pocketsphinx_aligner.PocketSphinx(raw_cfg)
     ours, theirs, ours_ids, theirs_ids, grids = [], [], [], [], {}
     pauses = found = 0
     t_ps = 0.0
     for u in utts:
         symbols = phonemize(u.normalized)
         start = time.perf_counter()
-        _, phones = aligner(align.utterance(u.id, wavs[u.id], u.normalized, symbols),
+        _, phones = aligner(alignment.utterance(u.id, wavs[u.id], u.normalized, symbols),
                             clips[u.id], audio_cfg.sample_rate)
         t_ps += time.perf_counter() - start
         grids[u.id] = phones
-        err = align.boundary_errors(refs[u.id], phones)
+        err = boundary_errors(refs[u.id], phones)
         if err is not None:
             ours.append(err)
             ours_ids.append(u.id)
         words = mfa_words(MINI / "TextGrid" / f"{u.id}.TextGrid")
-        if any(align.UNKNOWN_LABEL in p for _, p in words):
+        if any(durations.UNKNOWN_LABEL in p for _, p in words):
             continue
-        _, phones = aligner(align.Utterance(u.id, wavs[u.id], words), clips[u.id],
+        _, phones = aligner(alignment.Utterance(u.id, wavs[u.id], words), clips[u.id],
                             audio_cfg.sample_rate)
-        theirs.append(align.boundary_errors(refs[u.id], phones))
+        theirs.append(boundary_errors(refs[u.id], phones))
         theirs_ids.append(u.id)
         n, k = pause_recall(refs[u.id], [Interval(p.start + cfg.ps_time_offset, p.end
                                                   + cfg.ps_time_offset, p.label) for p in phones])
@@ -109,18 +129,19 @@ def main() -> None:
 
     start = time.perf_counter()  # the reader on MFA's TextGrids
     for u in utts:
-        align.durations_from_textgrid(
+        durations.durations_from_textgrid(
             MINI / "TextGrid" / f"{u.id}.TextGrid", phonemize(u.normalized),
             audio.n_frames(len(clips[u.id]), audio_cfg.hop_length), audio_cfg.sample_rate,
             audio_cfg.hop_length, replace(cfg, max_phone_edits=100), u.id)
     t_reader = time.perf_counter() - start
 
     workers = os.cpu_count() or 1
-    batch = [align.utterance(u.id, wavs[u.id], u.normalized, phonemize(u.normalized))
+    batch = [alignment.utterance(u.id, wavs[u.id], u.normalized, phonemize(u.normalized))
              for u in utts]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        align.run_pocketsphinx(batch, Path(tmp), replace(cfg, workers=workers), audio_cfg)
+        pocketsphinx_aligner.run_pocketsphinx(batch, Path(tmp), replace(cfg, workers=workers),
+                                              audio_cfg)
         t_parallel = time.perf_counter() - start
 
     rtf = t_ps / seconds

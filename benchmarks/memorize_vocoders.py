@@ -58,7 +58,7 @@ def load_clips(names: list[str], workdir: Path, audio_cfg) -> list[dict]:
                 continue
             corpus, uid = LJ_CORPUS, LJ_CLIP
         elif name == "builtin":
-            from tts.corpus import synthesize_builtin
+            from tts.builtin_corpus import synthesize_builtin
 
             corpus = workdir / "builtin"
             synthesize_builtin(BuiltinCorpusConfig(n_utterances=BUILTIN_UTTERANCES), corpus)

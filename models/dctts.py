@@ -42,7 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tts.attention import alignment_scores, guided_attention_loss
+from tts.attention import alignment_scores, guided_attention_loss, length_mask
+from tts.audio import linear_spectrogram
+from tts.contract import check
 from tts.text import SYMBOLS
 
 SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target length
@@ -50,23 +52,10 @@ PAPER_DILATIONS = [1, 3, 9, 27]  # the dilation cycle of the paper's highway sta
 AUDIO_ENC_TAIL_DILATION = 3  # the paper's two closing AudioEnc highway layers, HC(d, 3, 3)
 
 
-def _check(ok: bool, key: str, message: str) -> None:
-    from tts.config import ConfigError
-
-    if not ok:
-        raise ConfigError(f"params: `{key}` {message}")
-
-
 @dataclass(frozen=True)
 class Text2MelConfig:
     # feature contract and symbol table (filled by tts.config, never set in params)
-    sample_rate: int = 22050  # Hz
-    n_fft: int = 1024  # STFT size
-    hop_length: int = 256  # samples per full-rate mel frame
-    win_length: int = 1024  # STFT window
     n_mels: int = 80  # mel bins
-    fmin: float = 0.0  # mel filterbank low edge, Hz
-    fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # log(log_floor) is the silence value, normalized to 0
     n_symbols: int = len(SYMBOLS)  # phoneme vocabulary size, index 0 is padding
     # architecture
@@ -91,31 +80,28 @@ class Text2MelConfig:
     def validate(self, key: str) -> None:
         for name in ("reduction", "embed_dim", "hidden_dim", "stacks", "end_frames",
                      "max_frames"):
-            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
-        _check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
-        _check(bool(self.dilations) and min(self.dilations) >= 1, f"{key}.dilations",
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
+        check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
+        check(bool(self.dilations) and min(self.dilations) >= 1, f"{key}.dilations",
                "must be a non-empty list of positive integers")
-        _check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
-        _check(self.mel_max > math.log(self.log_floor), f"{key}.mel_max",
+        check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
+        check(self.mel_max > math.log(self.log_floor), f"{key}.mel_max",
                "must exceed log(audio.log_floor)")
-        _check(self.guided_attention_weight >= 0, f"{key}.guided_attention_weight",
+        check(self.guided_attention_weight >= 0, f"{key}.guided_attention_weight",
                "must be >= 0")
-        _check(self.guided_attention_g > 0, f"{key}.guided_attention_g", "must be positive")
-        _check(self.window_back >= 0 and self.window_ahead >= 1, f"{key}.window_ahead",
+        check(self.guided_attention_g > 0, f"{key}.guided_attention_g", "must be positive")
+        check(self.window_back >= 0 and self.window_ahead >= 1, f"{key}.window_ahead",
                "need window_back >= 0 and window_ahead >= 1")
-        _check(0 < self.score_band < 1, f"{key}.score_band", "must be in (0, 1)")
+        check(0 < self.score_band < 1, f"{key}.score_band", "must be in (0, 1)")
 
 
 @dataclass(frozen=True)
 class SSRNConfig:
     # feature contract (filled by tts.config, never set in params)
-    sample_rate: int = 22050  # Hz
     n_fft: int = 1024  # STFT size; the linear head predicts n_fft // 2 + 1 bins
-    hop_length: int = 256  # samples per full-rate frame
+    hop_length: int = 256  # samples per full-rate frame (the linear target's STFT)
     win_length: int = 1024  # STFT window
     n_mels: int = 80  # mel bins
-    fmin: float = 0.0  # mel filterbank low edge, Hz
-    fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # floor of both log spectra, normalized to 0
     # architecture
     reduction: int = 4  # upsampling factor, a power of 2 (one stride-2 deconv per factor 2)
@@ -127,12 +113,12 @@ class SSRNConfig:
 
     def validate(self, key: str) -> None:
         r = self.reduction
-        _check(r >= 1 and r & (r - 1) == 0, f"{key}.reduction", "must be a power of 2")
-        _check(self.channels >= 1, f"{key}.channels", "must be at least 1")
-        _check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
-        _check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
+        check(r >= 1 and r & (r - 1) == 0, f"{key}.reduction", "must be a power of 2")
+        check(self.channels >= 1, f"{key}.channels", "must be at least 1")
+        check(self.kernel % 2 == 1, f"{key}.kernel", "must be odd")
+        check(0 <= self.dropout < 1, f"{key}.dropout", "must be in [0, 1)")
         for name in ("mel_max", "linear_max"):
-            _check(getattr(self, name) > math.log(self.log_floor), f"{key}.{name}",
+            check(getattr(self, name) > math.log(self.log_floor), f"{key}.{name}",
                    "must exceed log(audio.log_floor)")
 
 
@@ -148,11 +134,6 @@ def to_unit(x: Tensor, log_floor: float, high: float) -> Tensor:
 def from_unit(y: Tensor, log_floor: float, high: float) -> Tensor:
     low = math.log(log_floor)
     return low + y * (high - low)
-
-
-def length_mask(lengths: Tensor, size: int) -> Tensor:
-    """(B,) lengths -> (B, size) bool, True on valid positions."""
-    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
 
 
 class Conv(nn.Module):
@@ -232,14 +213,15 @@ def highway_stack(channels: int, kernel: int, dilations: list[int], stacks: int,
 
 
 class TextEnc(nn.Module):
-    def __init__(self, cfg: Text2MelConfig):
+    def __init__(self, *, n_symbols: int, embed_dim: int, hidden_dim: int, kernel: int,
+                 dilations: list[int], stacks: int, dropout: float):
         super().__init__()
-        d2, p = 2 * cfg.hidden_dim, cfg.dropout
-        self.embed = nn.Embedding(cfg.n_symbols, cfg.embed_dim, padding_idx=0)
+        d2, p = 2 * hidden_dim, dropout
+        self.embed = nn.Embedding(n_symbols, embed_dim, padding_idx=0)
         self.layers = MaskedSequential([
-            Conv(cfg.embed_dim, d2, dropout=p), nn.ReLU(), Conv(d2, d2, dropout=p),
-            *highway_stack(d2, cfg.kernel, cfg.dilations, cfg.stacks, False, p),
-            *highway_stack(d2, cfg.kernel, [1], 2, False, p),
+            Conv(embed_dim, d2, dropout=p), nn.ReLU(), Conv(d2, d2, dropout=p),
+            *highway_stack(d2, kernel, dilations, stacks, False, p),
+            *highway_stack(d2, kernel, [1], 2, False, p),
             *highway_stack(d2, 1, [1], 2, False, p)])
 
     def forward(self, phonemes: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
@@ -252,14 +234,15 @@ class TextEnc(nn.Module):
 class AudioEnc(nn.Module):
     """Causal: the query at frame t depends on input frames <= t only."""
 
-    def __init__(self, cfg: Text2MelConfig):
+    def __init__(self, *, n_mels: int, hidden_dim: int, kernel: int, dilations: list[int],
+                 stacks: int, dropout: float):
         super().__init__()
-        d, p = cfg.hidden_dim, cfg.dropout
+        d, p = hidden_dim, dropout
         self.layers = MaskedSequential([
-            Conv(cfg.n_mels, d, causal=True, dropout=p), nn.ReLU(),
+            Conv(n_mels, d, causal=True, dropout=p), nn.ReLU(),
             Conv(d, d, causal=True, dropout=p), nn.ReLU(), Conv(d, d, causal=True, dropout=p),
-            *highway_stack(d, cfg.kernel, cfg.dilations, cfg.stacks, True, p),
-            *highway_stack(d, cfg.kernel, [AUDIO_ENC_TAIL_DILATION], 2, True, p)])
+            *highway_stack(d, kernel, dilations, stacks, True, p),
+            *highway_stack(d, kernel, [AUDIO_ENC_TAIL_DILATION], 2, True, p)])
 
     def forward(self, mel: Tensor) -> Tensor:
         return self.layers(mel)  # (B, n_mels, T) -> (B, d, T)
@@ -268,15 +251,16 @@ class AudioEnc(nn.Module):
 class AudioDec(nn.Module):
     """Causal: the output at frame t depends on inputs at frames <= t only."""
 
-    def __init__(self, cfg: Text2MelConfig):
+    def __init__(self, *, n_mels: int, hidden_dim: int, kernel: int, dilations: list[int],
+                 dropout: float):
         super().__init__()
-        d, p = cfg.hidden_dim, cfg.dropout
+        d, p = hidden_dim, dropout
         self.layers = MaskedSequential([
             Conv(2 * d, d, causal=True, dropout=p),
-            *highway_stack(d, cfg.kernel, cfg.dilations, 1, True, p),
-            *highway_stack(d, cfg.kernel, [1], 2, True, p),
+            *highway_stack(d, kernel, dilations, 1, True, p),
+            *highway_stack(d, kernel, [1], 2, True, p),
             *[m for _ in range(3) for m in (Conv(d, d, causal=True, dropout=p), nn.ReLU())],
-            Conv(d, cfg.n_mels, causal=True)])
+            Conv(d, n_mels, causal=True)])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)  # (B, 2d, T) -> logits (B, n_mels, T)
@@ -292,9 +276,12 @@ class Text2Mel(nn.Module):
     def __init__(self, cfg: Text2MelConfig):
         super().__init__()
         self.cfg = cfg
-        self.text_enc = TextEnc(cfg)
-        self.audio_enc = AudioEnc(cfg)
-        self.audio_dec = AudioDec(cfg)
+        widths = dict(hidden_dim=cfg.hidden_dim, kernel=cfg.kernel, dilations=cfg.dilations,
+                      dropout=cfg.dropout)
+        self.text_enc = TextEnc(n_symbols=cfg.n_symbols, embed_dim=cfg.embed_dim,
+                                stacks=cfg.stacks, **widths)
+        self.audio_enc = AudioEnc(n_mels=cfg.n_mels, stacks=cfg.stacks, **widths)
+        self.audio_dec = AudioDec(n_mels=cfg.n_mels, **widths)
 
     def attend(self, keys: Tensor, query: Tensor, text_mask: Tensor) -> Tensor:
         # keys (B, d, L); query (B, d, T); text_mask (B, L) -> attention (B, T, L)
@@ -456,8 +443,6 @@ class SSRN(nn.Module):
                 "mel_logits": self.mel_head(h)}  # (B, n_mels, Tc * r)
 
     def loss(self, batch: dict) -> dict[str, Tensor]:
-        from tts.audio import linear_spectrogram
-
         cfg = self.cfg
         frames = batch["mel"].size(2)
         mel = to_unit(batch["mel"], cfg.log_floor, cfg.mel_max)  # (B, M, T)
@@ -497,8 +482,7 @@ class DCTTS(nn.Module):
     def __init__(self, text2mel: Text2Mel, ssrn: SSRN):
         super().__init__()
         a, b = text2mel.cfg, ssrn.cfg
-        for name in ("reduction", "n_mels", "mel_max", "log_floor", "hop_length",
-                     "sample_rate", "n_fft", "fmin", "fmax"):
+        for name in ("reduction", "n_mels", "mel_max", "log_floor"):
             if getattr(a, name) != getattr(b, name):
                 raise ValueError(f"DCTTS: Text2Mel and SSRN disagree on {name} "
                                  f"({getattr(a, name)} vs {getattr(b, name)}); retrain one "

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tts.config import ConfigError
+from tts.attention import length_mask
+from tts.contract import check
 from tts.text import SYMBOLS
 
 # log-duration targets are log(d + offset) so zero-frame phones (possible in alignments)
@@ -68,35 +69,26 @@ class FastSpeech2Config:
     postnet_dropout: float = 0.5  # (Tacotron 2: 0.5)
 
     def validate(self, key: str) -> None:
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
-
         for name in ("n_symbols", "n_mels", "hidden", "encoder_layers", "decoder_layers",
                      "heads", "conv_filter", "predictor_filter", "max_phone_frames"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
-        check(self.hidden % self.heads == 0, "heads",
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
+        check(self.hidden % self.heads == 0, f"{key}.heads",
               f"= {self.heads} must divide hidden = {self.hidden}")
         for name in ("conv_kernel", "predictor_kernel", "postnet_kernel"):
             value = getattr(self, name)
-            check(value >= 1 and value % 2 == 1, name, f"= {value} must be odd and positive "
-                  "(same-length convolutions)")
+            check(value >= 1 and value % 2 == 1, f"{key}.{name}",
+                  f"= {value} must be odd and positive (same-length convolutions)")
         for name in ("dropout", "predictor_dropout", "postnet_dropout"):
-            check(0 <= getattr(self, name) < 1, name, "must be in [0, 1)")
-        check(self.n_bins >= 2, "n_bins", "must be at least 2")
-        check(self.pitch_min < self.pitch_max, "pitch_min", "must be below pitch_max")
-        check(self.energy_min < self.energy_max, "energy_min", "must be below energy_max")
-        check(self.postnet_layers == 0 or self.postnet_layers >= 2, "postnet_layers",
+            check(0 <= getattr(self, name) < 1, f"{key}.{name}", "must be in [0, 1)")
+        check(self.n_bins >= 2, f"{key}.n_bins", "must be at least 2")
+        check(self.pitch_min < self.pitch_max, f"{key}.pitch_min", "must be below pitch_max")
+        check(self.energy_min < self.energy_max, f"{key}.energy_min", "must be below energy_max")
+        check(self.postnet_layers == 0 or self.postnet_layers >= 2, f"{key}.postnet_layers",
               f"= {self.postnet_layers}: use 0 (no postnet) or at least 2")
-        check(self.postnet_channels >= 1, "postnet_channels", "must be at least 1")
+        check(self.postnet_channels >= 1, f"{key}.postnet_channels", "must be at least 1")
 
 
 # --------------------------------------------------------------------------- blocks
-
-
-def lengths_to_mask(lengths: Tensor, max_length: int) -> Tensor:
-    """(B,) lengths -> (B, max_length) bool, True on valid positions."""
-    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def sinusoids(length: int, channels: int, device: torch.device) -> Tensor:
@@ -150,12 +142,12 @@ class FFTBlock(nn.Module):
 class FFTStack(nn.Module):
     """Positional encoding + FFT blocks: the encoder and the decoder."""
 
-    def __init__(self, cfg: FastSpeech2Config, layers: int):
+    def __init__(self, layers: int, hidden: int, heads: int, conv_filter: int, conv_kernel: int,
+                 dropout: float):
         super().__init__()
-        self.blocks = nn.ModuleList(
-            FFTBlock(cfg.hidden, cfg.heads, cfg.conv_filter, cfg.conv_kernel, cfg.dropout)
-            for _ in range(layers))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(FFTBlock(hidden, heads, conv_filter, conv_kernel, dropout)
+                                    for _ in range(layers))
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         B, T, C = x.shape  # x (B, T, C), mask (B, T)
@@ -251,14 +243,15 @@ class FastSpeech2(nn.Module):
         self.cfg = cfg
         C = cfg.hidden
         self.embedding = nn.Embedding(cfg.n_symbols, C, padding_idx=0)
-        self.encoder = FFTStack(cfg, cfg.encoder_layers)
+        fft = (cfg.hidden, cfg.heads, cfg.conv_filter, cfg.conv_kernel, cfg.dropout)
+        self.encoder = FFTStack(cfg.encoder_layers, *fft)
         predictor = (C, cfg.predictor_filter, cfg.predictor_kernel, cfg.predictor_dropout)
         self.duration_predictor = VariancePredictor(*predictor)  # log(d + offset) per phone
         self.pitch_predictor = VariancePredictor(*predictor)
         self.energy_predictor = VariancePredictor(*predictor)
         self.pitch_embedding = QuantizedEmbedding(cfg.n_bins, cfg.pitch_min, cfg.pitch_max, C)
         self.energy_embedding = QuantizedEmbedding(cfg.n_bins, cfg.energy_min, cfg.energy_max, C)
-        self.decoder = FFTStack(cfg, cfg.decoder_layers)
+        self.decoder = FFTStack(cfg.decoder_layers, *fft)
         self.mel_linear = nn.Linear(C, cfg.n_mels)
         self.postnet = (Postnet(cfg.n_mels, cfg.postnet_channels, cfg.postnet_kernel,
                                 cfg.postnet_layers, cfg.postnet_dropout)
@@ -283,7 +276,7 @@ class FastSpeech2(nn.Module):
         """phonemes (B, L), phoneme_lengths (B,). Teacher forcing: durations (B, L) and
         pitch/energy ((B, L) phone-level or (B, T) frame-level), n_frames = padded T.
         Without them the predictions are used, with the controls applied."""
-        phone_mask = lengths_to_mask(phoneme_lengths, phonemes.size(1))  # (B, L)
+        phone_mask = length_mask(phoneme_lengths, phonemes.size(1))  # (B, L)
         x = self.encoder(self.embedding(phonemes), phone_mask)  # (B, L, C)
 
         log_duration = self.duration_predictor(x, phone_mask)  # (B, L)
@@ -297,7 +290,7 @@ class FastSpeech2(nn.Module):
         frame_lengths = durations.sum(dim=1)  # (B,)
         n_frames = n_frames if n_frames is not None else int(frame_lengths.max())
         x = regulate_length(x, durations, n_frames)  # (B, T, C)
-        frame_mask = lengths_to_mask(frame_lengths, n_frames)  # (B, T)
+        frame_mask = length_mask(frame_lengths, n_frames)  # (B, T)
         if self.cfg.variance_level == "frame":
             x, pitch_pred, energy_pred = self.variances(x, frame_mask, pitch, energy,
                                                         pitch_shift, energy_shift)
@@ -320,8 +313,8 @@ class FastSpeech2(nn.Module):
         target = batch["mel"]  # (B, n_mels, T)
         out = self(batch["phonemes"], batch["phoneme_lengths"], batch["durations"], pitch,
                    energy, n_frames=target.size(-1))
-        phone_mask = lengths_to_mask(batch["phoneme_lengths"], batch["phonemes"].size(1))
-        frame_mask = lengths_to_mask(batch["mel_lengths"], target.size(-1))  # (B, T)
+        phone_mask = length_mask(batch["phoneme_lengths"], batch["phonemes"].size(1))
+        frame_mask = length_mask(batch["mel_lengths"], target.size(-1))  # (B, T)
         variance_mask = phone_mask if phone_level else frame_mask
 
         def masked_mean(error: Tensor, mask: Tensor) -> Tensor:

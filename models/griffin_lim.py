@@ -18,6 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tts.audio import griffin_lim
+from tts.contract import AudioConfig, ConfigError
+
 
 @dataclass(frozen=True)
 class GriffinLimConfig:
@@ -26,8 +29,6 @@ class GriffinLimConfig:
     seed: int = 0  # initial random phase, so a mel always gives the same audio
 
     def validate(self, key: str) -> None:
-        from tts.config import ConfigError
-
         if self.n_iter < 1:
             raise ConfigError(f"params: `{key}.n_iter` must be at least 1")
         if not 0 <= self.momentum < 1:
@@ -45,8 +46,6 @@ class GriffinLim(nn.Module):
     @torch.no_grad()
     def generate(self, mel: Tensor) -> Tensor:
         """mel (B, n_mels, T) -> audio (B, T * hop) in [-1, 1]."""
-        from tts.audio import griffin_lim
-
         return torch.stack([griffin_lim(m, self.audio, self.cfg.n_iter, self.cfg.momentum,
                                         self.cfg.seed) for m in mel])  # (B, T * hop)
 
@@ -63,7 +62,5 @@ def settings(cfg: GriffinLimConfig, audio) -> dict:
 def from_settings(saved: dict) -> tuple[GriffinLim, Any]:
     """(vocoder, its feature contract) from a `settings` record (KeyError / TypeError when
     it is not one)."""
-    from tts.config import AudioConfig
-
     audio = AudioConfig(**saved["audio"])
     return GriffinLim(GriffinLimConfig(**saved[SETTINGS_KEY]), audio), audio

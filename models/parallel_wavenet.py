@@ -29,9 +29,10 @@ import torch
 from torch import nn
 
 from models.wavenet import (Upsampler, WaveNet, WaveNetStack, at_least_float32, check_segments,
-                            log_density, logistic_noise, normalize_mel, validate_stack)
-from tts.audio import stft_distance
-from tts.config import ConfigError
+                            log_density, logistic_noise, normalize_mel, stack_widths,
+                            validate_stack)
+from tts.audio import DEFAULT_STFT_RESOLUTIONS, stft_distance
+from tts.contract import ConfigError
 
 FLOW_PARAMS = 2  # shift, log-scale
 LOGISTIC_ENTROPY = 2.0  # entropy of a logistic of scale s is log s + 2 (nats)
@@ -50,8 +51,8 @@ class ParallelWaveNetConfig:
     initial_log_scale: float = -3.0  # total log-scale of the untrained stack (split evenly)
     n_samples: int = 4  # student draws per time step in the cross-entropy estimate
     power_weight: float = 0.1  # weight of the multi-resolution STFT (power) loss
-    power_resolutions: tuple[tuple[int, int, int], ...] = (
-        (512, 128, 512), (1024, 256, 1024), (2048, 512, 2048))  # (n_fft, hop, win) each
+    # (n_fft, hop, win) each; default: the project's multi-resolution STFT (tts.audio)
+    power_resolutions: tuple[tuple[int, int, int], ...] = DEFAULT_STFT_RESOLUTIONS
     # feature contract (filled from `audio:`)
     sample_rate: int = 22050
     hop_length: int = 256
@@ -80,9 +81,9 @@ class ParallelWaveNetConfig:
 class Flow(nn.Module):
     """One IAF step: a causal WaveNet over its input gives shift and log-scale at each t."""
 
-    def __init__(self, layers: int, cfg: ParallelWaveNetConfig, initial_log_scale: float):
+    def __init__(self, layers: int, initial_log_scale: float, **widths: int):
         super().__init__()
-        self.stack = WaveNetStack(FLOW_PARAMS, layers, cfg)
+        self.stack = WaveNetStack(FLOW_PARAMS, layers, **widths)  # widths: stack_widths(cfg)
         last = self.stack.head[-1]
         with torch.no_grad():  # zero output weights: starts as z -> z * e^initial_log_scale
             last.weight.zero_()
@@ -105,7 +106,8 @@ class ParallelWaveNet(nn.Module):
         self.cfg = cfg
         self.upsample = Upsampler(cfg.n_mels, cfg.upsample_factors)
         per_flow = cfg.initial_log_scale / cfg.n_flows
-        self.flows = nn.ModuleList(Flow(n, cfg, per_flow) for n in cfg.layers_per_flow)
+        self.flows = nn.ModuleList(Flow(n, per_flow, **stack_widths(cfg))
+                                   for n in cfg.layers_per_flow)
         self.teacher: WaveNet | None = None
 
     def bind_teacher(self, teacher: WaveNet) -> None:

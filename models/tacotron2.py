@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from tts.attention import alignment_scores, guided_attention_loss
+from tts.attention import alignment_scores, guided_attention_loss, length_mask
+from tts.contract import check
 from tts.text import SYMBOLS
 
 SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target length
@@ -34,13 +35,7 @@ SAMPLE_LENGTH_FACTOR = 2  # validation synthesis cap: this many times the target
 @dataclass(frozen=True)
 class Tacotron2Config:
     # feature contract and symbol table (filled by tts.config, never set in params)
-    sample_rate: int = 22050  # Hz
-    n_fft: int = 1024  # STFT size
-    hop_length: int = 256  # samples per mel frame
-    win_length: int = 1024  # STFT window
     n_mels: int = 80  # mel bins predicted per frame
-    fmin: float = 0.0  # mel filterbank low edge, Hz
-    fmax: float = 8000.0  # mel filterbank high edge, Hz
     log_floor: float = 1e-5  # log-mel floor; log(log_floor) is the padding/silence value
     n_symbols: int = len(SYMBOLS)  # phoneme vocabulary size, index 0 is padding
     # encoder
@@ -75,32 +70,22 @@ class Tacotron2Config:
     score_band: float = 0.2  # diagonal band of the alignment score (tts.attention)
 
     def validate(self, key: str) -> None:
-        from tts.config import ConfigError
-
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
-
         for name in ("embed_dim", "encoder_dim", "encoder_convs", "attention_dim",
                      "location_filters", "prenet_dim", "prenet_layers", "decoder_dim",
                      "reduction", "postnet_dim", "postnet_layers", "max_frames"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
         for name in ("encoder_kernel", "location_kernel", "postnet_kernel"):
-            check(getattr(self, name) % 2 == 1, name, "must be odd (same-length convolution)")
-        check(self.encoder_dim % 2 == 0, "encoder_dim", "must be even (BiLSTM halves)")
-        check(self.postnet_layers >= 2, "postnet_layers", "must be at least 2")
+            check(getattr(self, name) % 2 == 1, f"{key}.{name}",
+                  "must be odd (same-length convolution)")
+        check(self.encoder_dim % 2 == 0, f"{key}.encoder_dim", "must be even (BiLSTM halves)")
+        check(self.postnet_layers >= 2, f"{key}.postnet_layers", "must be at least 2")
         for name in ("conv_dropout", "prenet_dropout", "decoder_dropout"):
-            check(0 <= getattr(self, name) < 1, name, "must be in [0, 1)")
-        check(self.guided_attention_weight >= 0, "guided_attention_weight", "must be >= 0")
-        check(self.guided_attention_g > 0, "guided_attention_g", "must be positive")
-        check(self.stop_pos_weight > 0, "stop_pos_weight", "must be positive")
-        check(0 < self.stop_threshold < 1, "stop_threshold", "must be in (0, 1)")
-        check(0 < self.score_band < 1, "score_band", "must be in (0, 1)")
-
-
-def length_mask(lengths: Tensor, size: int) -> Tensor:
-    """(B,) lengths -> (B, size) bool, True on valid positions."""
-    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
+            check(0 <= getattr(self, name) < 1, f"{key}.{name}", "must be in [0, 1)")
+        check(self.guided_attention_weight >= 0, f"{key}.guided_attention_weight", "must be >= 0")
+        check(self.guided_attention_g > 0, f"{key}.guided_attention_g", "must be positive")
+        check(self.stop_pos_weight > 0, f"{key}.stop_pos_weight", "must be positive")
+        check(0 < self.stop_threshold < 1, f"{key}.stop_threshold", "must be in (0, 1)")
+        check(0 < self.score_band < 1, f"{key}.score_band", "must be in (0, 1)")
 
 
 def conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
@@ -109,15 +94,14 @@ def conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, n_symbols: int, embed_dim: int, dim: int, n_convs: int, kernel: int,
+                 dropout: float):
         super().__init__()
-        self.embed = nn.Embedding(cfg.n_symbols, cfg.embed_dim, padding_idx=0)
-        dims = [cfg.embed_dim] + [cfg.encoder_dim] * cfg.encoder_convs
-        self.convs = nn.ModuleList(conv_bn(i, o, cfg.encoder_kernel)
-                                   for i, o in zip(dims, dims[1:]))
-        self.dropout = cfg.conv_dropout
-        self.lstm = nn.LSTM(cfg.encoder_dim, cfg.encoder_dim // 2, batch_first=True,
-                            bidirectional=True)
+        self.embed = nn.Embedding(n_symbols, embed_dim, padding_idx=0)
+        dims = [embed_dim] + [dim] * n_convs
+        self.convs = nn.ModuleList(conv_bn(i, o, kernel) for i, o in zip(dims, dims[1:]))
+        self.dropout = dropout
+        self.lstm = nn.LSTM(dim, dim // 2, batch_first=True, bidirectional=True)
 
     def forward(self, phonemes: Tensor, lengths: Tensor) -> Tensor:
         mask = length_mask(lengths, phonemes.size(1))[:, None]  # (B, 1, L)
@@ -135,14 +119,15 @@ class Encoder(nn.Module):
 class LocationSensitiveAttention(nn.Module):
     """Additive attention whose energies also see the previous and cumulative weights."""
 
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, query_dim: int, memory_dim: int, dim: int, location_filters: int,
+                 location_kernel: int):
         super().__init__()
-        self.query = nn.Linear(cfg.decoder_dim, cfg.attention_dim, bias=False)
-        self.memory = nn.Linear(cfg.encoder_dim, cfg.attention_dim, bias=False)
-        self.location_conv = nn.Conv1d(2, cfg.location_filters, cfg.location_kernel,
-                                       padding=cfg.location_kernel // 2, bias=False)
-        self.location = nn.Linear(cfg.location_filters, cfg.attention_dim, bias=False)
-        self.energy = nn.Linear(cfg.attention_dim, 1)
+        self.query = nn.Linear(query_dim, dim, bias=False)
+        self.memory = nn.Linear(memory_dim, dim, bias=False)
+        self.location_conv = nn.Conv1d(2, location_filters, location_kernel,
+                                       padding=location_kernel // 2, bias=False)
+        self.location = nn.Linear(location_filters, dim, bias=False)
+        self.energy = nn.Linear(dim, 1)
 
     def forward(self, query: Tensor, keys: Tensor, memory: Tensor, previous: Tensor,
                 mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -155,11 +140,11 @@ class LocationSensitiveAttention(nn.Module):
 
 
 class Prenet(nn.Module):
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, n_mels: int, dim: int, n_layers: int, dropout: float):
         super().__init__()
-        dims = [cfg.n_mels] + [cfg.prenet_dim] * cfg.prenet_layers
+        dims = [n_mels] + [dim] * n_layers
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims, dims[1:]))
-        self.dropout = cfg.prenet_dropout
+        self.dropout = dropout
 
     def forward(self, x: Tensor) -> Tensor:
         for layer in self.layers:  # dropout always on: the paper keeps it at inference
@@ -168,12 +153,11 @@ class Prenet(nn.Module):
 
 
 class Postnet(nn.Module):
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, n_mels: int, dim: int, n_layers: int, kernel: int, dropout: float):
         super().__init__()
-        dims = [cfg.n_mels] + [cfg.postnet_dim] * (cfg.postnet_layers - 1) + [cfg.n_mels]
-        self.convs = nn.ModuleList(conv_bn(i, o, cfg.postnet_kernel)
-                                   for i, o in zip(dims, dims[1:]))
-        self.dropout = cfg.conv_dropout
+        dims = [n_mels] + [dim] * (n_layers - 1) + [n_mels]
+        self.convs = nn.ModuleList(conv_bn(i, o, kernel) for i, o in zip(dims, dims[1:]))
+        self.dropout = dropout
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         # x (B, n_mels, T); mask (B, 1, T) zeroes padding so it never leaks into valid frames
@@ -188,28 +172,31 @@ class Decoder(nn.Module):
     """One step: prenet(last frame) -> attention LSTM -> attention -> decoder LSTM ->
     `reduction` frames + a stop logit."""
 
-    def __init__(self, cfg: Tacotron2Config):
+    def __init__(self, *, n_mels: int, reduction: int, memory_dim: int, dim: int,
+                 dropout: float, prenet_dim: int, prenet_layers: int, prenet_dropout: float,
+                 attention_dim: int, location_filters: int, location_kernel: int):
         super().__init__()
-        self.cfg = cfg
-        self.prenet = Prenet(cfg)
-        self.attention_rnn = nn.LSTMCell(cfg.prenet_dim + cfg.encoder_dim, cfg.decoder_dim)
-        self.attention = LocationSensitiveAttention(cfg)
-        self.decoder_rnn = nn.LSTMCell(cfg.decoder_dim + cfg.encoder_dim, cfg.decoder_dim)
-        self.frames = nn.Linear(cfg.decoder_dim + cfg.encoder_dim, cfg.n_mels * cfg.reduction)
-        self.stop = nn.Linear(cfg.decoder_dim + cfg.encoder_dim, 1)
+        self.dim, self.dropout = dim, dropout
+        self.prenet = Prenet(n_mels, prenet_dim, prenet_layers, prenet_dropout)
+        self.attention_rnn = nn.LSTMCell(prenet_dim + memory_dim, dim)
+        self.attention = LocationSensitiveAttention(dim, memory_dim, attention_dim,
+                                                    location_filters, location_kernel)
+        self.decoder_rnn = nn.LSTMCell(dim + memory_dim, dim)
+        self.frames = nn.Linear(dim + memory_dim, n_mels * reduction)
+        self.stop = nn.Linear(dim + memory_dim, 1)
 
     def initial_state(self, memory: Tensor) -> dict[str, Tensor]:
         b, n_in, _ = memory.shape
         zeros = memory.new_zeros
-        return {"att_h": zeros(b, self.cfg.decoder_dim), "att_c": zeros(b, self.cfg.decoder_dim),
-                "dec_h": zeros(b, self.cfg.decoder_dim), "dec_c": zeros(b, self.cfg.decoder_dim),
+        return {"att_h": zeros(b, self.dim), "att_c": zeros(b, self.dim),
+                "dec_h": zeros(b, self.dim), "dec_c": zeros(b, self.dim),
                 "weights": zeros(b, n_in), "cumulative": zeros(b, n_in),
                 "context": zeros(b, memory.size(2))}
 
     def step(self, prenet_out: Tensor, state: dict[str, Tensor], memory: Tensor, keys: Tensor,
              mask: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         # prenet_out (B, P); memory (B, L, D); keys (B, L, A); mask (B, L)
-        p = self.cfg.decoder_dropout if self.training else 0.0
+        p = self.dropout if self.training else 0.0
         att_h, att_c = self.attention_rnn(torch.cat([prenet_out, state["context"]], -1),
                                           (state["att_h"], state["att_c"]))
         att_h = F.dropout(att_h, p, self.training)  # (B, H)
@@ -232,9 +219,16 @@ class Tacotron2(nn.Module):
     def __init__(self, cfg: Tacotron2Config):
         super().__init__()
         self.cfg = cfg
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg)
-        self.postnet = Postnet(cfg)
+        self.encoder = Encoder(cfg.n_symbols, cfg.embed_dim, cfg.encoder_dim, cfg.encoder_convs,
+                               cfg.encoder_kernel, cfg.conv_dropout)
+        self.decoder = Decoder(
+            n_mels=cfg.n_mels, reduction=cfg.reduction, memory_dim=cfg.encoder_dim,
+            dim=cfg.decoder_dim, dropout=cfg.decoder_dropout, prenet_dim=cfg.prenet_dim,
+            prenet_layers=cfg.prenet_layers, prenet_dropout=cfg.prenet_dropout,
+            attention_dim=cfg.attention_dim, location_filters=cfg.location_filters,
+            location_kernel=cfg.location_kernel)
+        self.postnet = Postnet(cfg.n_mels, cfg.postnet_dim, cfg.postnet_layers,
+                               cfg.postnet_kernel, cfg.conv_dropout)
 
     @property
     def pad_value(self) -> float:

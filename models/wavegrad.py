@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.wavenet import normalize_mel
-from tts.config import ConfigError
+from tts.contract import check
 
 LEAKY_SLOPE = 0.2  # leaky-ReLU slope throughout (paper)
 MAX_TIMESCALE = 10000.0  # sinusoidal encoding: wavelengths grow geometrically to this
@@ -81,32 +81,29 @@ class WaveGradConfig:
     inference_beta_end: float = 0.2
 
     def validate(self, key: str) -> None:
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
-
         n = len(self.upsample_factors)
-        check(n >= 1 and all(f >= 1 for f in self.upsample_factors), "upsample_factors",
+        check(n >= 1 and all(f >= 1 for f in self.upsample_factors), f"{key}.upsample_factors",
               "must be a non-empty list of positive integers")
-        check(math.prod(self.upsample_factors) == self.hop_length, "upsample_factors",
+        check(math.prod(self.upsample_factors) == self.hop_length, f"{key}.upsample_factors",
               f"= {list(self.upsample_factors)} multiply to {math.prod(self.upsample_factors)}"
               f", but audio.hop_length is {self.hop_length}; their product must equal it")
         for name in ("upsample_channels", "upsample_dilations", "downsample_channels"):
-            check(len(getattr(self, name)) == n, name,
+            check(len(getattr(self, name)) == n, f"{key}.{name}",
                   f"needs one entry per upsampling factor ({n}), got {len(getattr(self, name))}")
-        check(all(len(d) == 4 for d in self.upsample_dilations), "upsample_dilations",
+        check(all(len(d) == 4 for d in self.upsample_dilations), f"{key}.upsample_dilations",
               "needs 4 dilations per UBlock")
         check(all(c >= 2 and c % 2 == 0 for c in self.downsample_channels),
-              "downsample_channels", "must be even (half sine, half cosine encoding)")
+              f"{key}.downsample_channels", "must be even (half sine, half cosine encoding)")
         for name in ("n_mels", "hop_length", "mel_channels", "train_noise_steps",
                      "inference_iterations"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
-        check(self.input_kernel % 2 == 1, "input_kernel", "must be odd")
-        check(self.audio_gain > 0, "audio_gain", "must be positive")
-        check(0 < self.train_beta_start <= self.train_beta_end < 1, "train_beta_start",
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
+        check(self.input_kernel % 2 == 1, f"{key}.input_kernel", "must be odd")
+        check(self.audio_gain > 0, f"{key}.audio_gain", "must be positive")
+        check(0 < self.train_beta_start <= self.train_beta_end < 1, f"{key}.train_beta_start",
               "need 0 < train_beta_start <= train_beta_end < 1")
         check(0 < self.inference_beta_start <= self.inference_beta_end < 1,
-              "inference_beta_start", "need 0 < inference_beta_start <= inference_beta_end < 1")
+              f"{key}.inference_beta_start",
+              "need 0 < inference_beta_start <= inference_beta_end < 1")
 
 
 def linear_betas(iterations: int, start: float, end: float) -> list[float]:

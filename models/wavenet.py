@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from tts.config import ConfigError
+from tts.contract import ConfigError
 
 RESIDUAL_SCALE = math.sqrt(0.5)  # keeps the residual stream's variance constant
 MIXTURE_PARAMS = 3  # logit, mean, log-scale per component
@@ -218,19 +218,29 @@ class ResidualLayer(nn.Module):
         return torch.addmm(state.res_b, gated, state.res_w).add_(x, alpha=RESIDUAL_SCALE)
 
 
+def stack_widths(cfg) -> dict[str, int]:
+    """The WaveNetStack keyword arguments a (WaveNet or Parallel WaveNet) config sets."""
+    return dict(residual_channels=cfg.residual_channels, gate_channels=cfg.gate_channels,
+                skip_channels=cfg.skip_channels, head_channels=cfg.head_channels,
+                cond_channels=cfg.n_mels, kernel_size=cfg.kernel_size,
+                dilation_cycle=cfg.dilation_cycle)
+
+
 class WaveNetStack(nn.Module):
     """Causal WaveNet body: output at t depends on signal samples before t (and on c)."""
 
-    def __init__(self, out_channels: int, layers: int, cfg):
+    def __init__(self, out_channels: int, layers: int, *, residual_channels: int,
+                 gate_channels: int, skip_channels: int, head_channels: int, cond_channels: int,
+                 kernel_size: int, dilation_cycle: int):
         super().__init__()
-        self.input = Conv1x1(1, cfg.residual_channels)
+        self.input = Conv1x1(1, residual_channels)
         self.layers = nn.ModuleList(
-            ResidualLayer(cfg.residual_channels, cfg.gate_channels, cfg.skip_channels,
-                          cfg.n_mels, d, cfg.kernel_size)
-            for d in dilations(layers, cfg.dilation_cycle))
+            ResidualLayer(residual_channels, gate_channels, skip_channels, cond_channels, d,
+                          kernel_size)
+            for d in dilations(layers, dilation_cycle))
         self.skip_scale = math.sqrt(1.0 / layers)
-        self.head = nn.Sequential(nn.ReLU(), Conv1x1(cfg.skip_channels, cfg.head_channels),
-                                  nn.ReLU(), Conv1x1(cfg.head_channels, out_channels))
+        self.head = nn.Sequential(nn.ReLU(), Conv1x1(skip_channels, head_channels),
+                                  nn.ReLU(), Conv1x1(head_channels, out_channels))
 
     def forward(self, signal: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         # signal (B, N), c (B, C, N)
@@ -362,7 +372,7 @@ class WaveNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.upsample = Upsampler(cfg.n_mels, cfg.upsample_factors)
-        self.stack = WaveNetStack(MIXTURE_PARAMS * cfg.n_mixtures, cfg.layers, cfg)
+        self.stack = WaveNetStack(MIXTURE_PARAMS * cfg.n_mixtures, cfg.layers, **stack_widths(cfg))
         with torch.no_grad():  # output order: logits, means, log-scales (split_mixture)
             self.stack.head[-1].bias[2 * cfg.n_mixtures:].fill_(cfg.initial_log_scale)
 

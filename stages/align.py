@@ -14,12 +14,12 @@ import json
 from pathlib import Path
 
 from stages import arguments, known_errors
-from tts import align, corpus
+from tts import alignment, corpus
 from tts.alignments import write_alignments
 from tts.config import AudioConfig, load_params
 
 
-def run(cfg: align.AlignConfig, audio_cfg: AudioConfig, text_cfg=None, *, corpus_dir: Path,
+def run(cfg: alignment.AlignConfig, audio_cfg: AudioConfig, text_cfg=None, *, corpus_dir: Path,
         split_dir: Path, features_dir: Path, out: Path) -> dict:
     """Align, write `out` (replaced only on success) and return the report."""
     return write_alignments(cfg, audio_cfg, text_cfg, corpus_dir=corpus_dir,

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from stages import arguments, known_errors
-from tts import corpus
+from tts import builtin_corpus, corpus, download
 from tts.config import DataConfig, load_params
 from tts.text import TextConfig
 
@@ -24,18 +24,18 @@ def run(data: DataConfig, out: Path, text: TextConfig | None = None,
     """Build `out` (`text`: normalizer settings for builtin); returns a summary."""
     source = corpus.resolve_source(data.corpus, root)
     if source == "builtin":
-        return corpus.synthesize_builtin(data.builtin, out, text)
+        return builtin_corpus.synthesize_builtin(data.builtin, out, text)
     if source == "ljspeech":
         lj = data.ljspeech
         archive = corpus.repo_path(lj.download_dir, root) / Path(urlparse(lj.url).path).name
-        corpus.fetch_archive(lj.url, archive, lj.size, lj.sha256)
-        return corpus.extract_archive(archive, out)
+        download.fetch_archive(lj.url, archive, lj.size, lj.sha256)
+        return download.extract_archive(archive, out)
     return corpus.copy_folder(source, out)
 
 
 def main() -> None:
     args = arguments(__doc__, "out")
-    with known_errors("download", corpus.CorpusError, corpus.DownloadError):
+    with known_errors("download", corpus.CorpusError, download.DownloadError):
         params = load_params(args.params)
         summary = run(params.data, args.out, params.section("text"))
     print(json.dumps(summary))

@@ -12,22 +12,22 @@ import json
 from pathlib import Path
 
 from stages import arguments, known_errors
-from tts import audio, corpus, featstore
+from tts import audio, corpus, featstore, split_lists
 from tts.config import AudioConfig, FeaturesConfig, load_params
 
 
 def run(audio_cfg: AudioConfig, cfg: FeaturesConfig, *, corpus_dir: Path, split_dir: Path,
         out: Path) -> dict:
     """Write the feature store `out` (replaced only on success); returns stats.json's dict."""
-    lists = {name: Path(split_dir) / f"{name}.tsv" for name in corpus.SPLITS}
+    lists = {name: Path(split_dir) / f"{name}.tsv" for name in split_lists.SPLITS}
     for path in lists.values():
         if not path.is_file():
             raise corpus.CorpusError(f"{path} not found; run `dvc repro split` first")
-    splits = {name: [e.id for e in corpus.read_split(path)] for name, path in lists.items()}
-    ids = [uid for name in corpus.SPLITS for uid in splits[name]]
+    splits = {name: [e.id for e in split_lists.read_split(path)] for name, path in lists.items()}
+    ids = [uid for name in split_lists.SPLITS for uid in splits[name]]
     per_split = {name: featstore.FeatureStats(audio_cfg.sample_rate, audio_cfg.hop_length)
-                 for name in corpus.SPLITS}
-    split_of = {uid: name for name in corpus.SPLITS for uid in splits[name]}
+                 for name in split_lists.SPLITS}
+    split_of = {uid: name for name in split_lists.SPLITS for uid in splits[name]}
     paths = [Path(corpus_dir) / corpus.WAVS / f"{uid}.wav" for uid in ids]
     items = audio.extract_many(paths, audio_cfg, cfg.workers)
 

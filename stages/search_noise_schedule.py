@@ -17,7 +17,7 @@ from pathlib import Path
 
 import models
 from stages import arguments, known_errors
-from tts import corpus
+from tts import corpus, split_lists
 from tts import noise_schedule as ns
 from tts.checkpoint import CheckpointError, load_model
 from tts.config import AudioConfig, load_params
@@ -51,8 +51,8 @@ def run(cfg: ns.NoiseScheduleConfig, audio_cfg: AudioConfig, *, model_path: Path
                          f"{model_cfg.hop_length}, but `audio:` now says {audio_cfg.n_mels}, "
                          f"{audio_cfg.hop_length}: re-run `dvc repro "
                          f"{models.spec(name).stage_name}`")
-    val = [e.id for e in corpus.read_split(Path(split) / "val.tsv")]
-    train = {e.id for e in corpus.read_split(Path(split) / "train.tsv")}
+    val = [e.id for e in split_lists.read_split(Path(split) / "val.tsv")]
+    train = {e.id for e in split_lists.read_split(Path(split) / "train.tsv")}
     clips = ns.select_clips(val, FeatureStore(features), cfg, audio_cfg.hop_length, train)
     tables = ns.search(model, clips, audio_cfg, cfg)
     with corpus.staged_dir(Path(out)) as tmp:

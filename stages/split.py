@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from stages import arguments, known_errors
-from tts import corpus
+from tts import corpus, split
 from tts.config import SplitConfig, load_params
 from tts.text import TextConfig
 
@@ -24,7 +24,7 @@ from tts.text import TextConfig
 def run(cfg: SplitConfig, sample_rate: int, text: TextConfig | None = None, *,
         corpus_dir: Path, out: Path) -> dict:
     """Write `out`/{train,val,test,dropped}.tsv and report.json; returns the report."""
-    return corpus.split_corpus(corpus_dir, out, cfg, sample_rate, text)
+    return split.split_corpus(corpus_dir, out, cfg, sample_rate, text)
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ import models
 from stages import arguments, known_errors
 from tts import checkpoint as ckpt
 from tts.config import load_params, to_dict
-from tts.digest import sha256_file
 from tts.data import build_train_data
+from tts.digest import sha256_file
 from tts.finetune import FineTuneError, prepare
 from tts.launch import relaunch_under_torchrun
 from tts.media import validation_media_logger

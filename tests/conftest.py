@@ -24,7 +24,7 @@ def tiny_builtin_corpus(tmp_path_factory) -> Path:
     """A builtin corpus of TINY_BUILTIN_UTTERANCES utterances from the default engine
     (Piper's voice: ~10 s on one core, model load included; read-only: copy to edit)."""
     from tts.config import BuiltinCorpusConfig
-    from tts.corpus import synthesize_builtin
+    from tts.builtin_corpus import synthesize_builtin
 
     out = tmp_path_factory.mktemp("builtin") / "corpus"
     synthesize_builtin(BuiltinCorpusConfig(n_utterances=TINY_BUILTIN_UTTERANCES, workers=1), out)

@@ -10,14 +10,20 @@ import torch
 
 from models.dctts import (DCTTS, SSRN, AudioDec, AudioEnc, Conv, Highway, SSRNConfig,
                           Text2Mel, Text2MelConfig, from_unit, to_unit)
+from tests.overfit import assert_learns_to_align, overfit
 from tests.test_attention import aligned_batch, item
-from tts.config import ConfigError
+from tts.audio import mel_spectrogram
+from tts.config import AudioConfig, ConfigError
 
 N_SYMBOLS, N_MELS = 16, 12
 TINY = Text2MelConfig(n_symbols=N_SYMBOLS, n_mels=N_MELS, embed_dim=16, hidden_dim=32,
                       dilations=[1, 3], reduction=2, dropout=0.0, guided_attention_weight=1.0)
-TINY_SSRN = SSRNConfig(n_mels=N_MELS, n_fft=64, win_length=64, hop_length=16,
-                       sample_rate=4000, fmax=2000.0, reduction=2, channels=16, dropout=0.0)
+TINY_AUDIO = AudioConfig(sample_rate=4000, n_fft=64, win_length=64, hop_length=16,
+                         n_mels=N_MELS, fmax=2000.0)
+TINY_SSRN = SSRNConfig(n_mels=N_MELS, n_fft=TINY_AUDIO.n_fft, win_length=TINY_AUDIO.win_length,
+                       hop_length=TINY_AUDIO.hop_length, reduction=2, channels=16, dropout=0.0)
+WIDTHS = dict(hidden_dim=TINY.hidden_dim, kernel=TINY.kernel, dilations=TINY.dilations,
+              dropout=TINY.dropout)
 OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP = 80, 4e-3, 1.0
 SEQ, CUT = 24, 10  # causality: sequence length and the frame after which inputs change
 
@@ -37,8 +43,8 @@ def changes_before_cut(module: torch.nn.Module, channels: int) -> tuple[bool, bo
 @pytest.mark.parametrize("make, channels", [
     (lambda: Conv(4, 6, kernel=3, dilation=3, causal=True), 4),
     (lambda: Highway(5, kernel=3, dilation=9, causal=True, dropout=0.0), 5),
-    (lambda: AudioEnc(TINY).eval(), N_MELS),
-    (lambda: AudioDec(TINY).eval(), 2 * TINY.hidden_dim),
+    (lambda: AudioEnc(n_mels=N_MELS, stacks=TINY.stacks, **WIDTHS).eval(), N_MELS),
+    (lambda: AudioDec(n_mels=N_MELS, **WIDTHS).eval(), 2 * TINY.hidden_dim),
 ])
 def test_causal_modules_never_look_ahead(make, channels):
     past_changed, future_changed = changes_before_cut(make(), channels)
@@ -55,21 +61,9 @@ def test_overfit_learns_diagonal_attention_and_stops():
     torch.manual_seed(0)
     model = Text2Mel(TINY)
     batch = aligned_batch([10, 8, 9], N_SYMBOLS, N_MELS)
-    opt = torch.optim.Adam(model.parameters(), OVERFIT_LR)
-    first = float(model.loss(batch)["l1_loss"].detach())
-    for _ in range(OVERFIT_STEPS):
-        losses = model.loss(batch)
-        opt.zero_grad()
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-        opt.step()
-    assert float(losses["l1_loss"].detach()) < 0.3 * first
-    model.eval()
-    scores = model.scores(batch)
-    assert scores["align_teacher_forced_diagonal_mass"] > 0.9, scores
-    assert scores["align_diagonal_mass"] > 0.9, scores  # free-running, forced incremental
-    assert scores["align_hit_max_rate"] == 0, scores  # reached the last token and stopped
-    media = model.sample(batch)
+    # free-running synthesis here is the forcibly incremental attention
+    media = assert_learns_to_align(model, batch, OVERFIT_STEPS, OVERFIT_LR, GRAD_CLIP,
+                                   term="l1_loss", ratio=0.3, min_mass=0.9)
     steps, n_in = media["attention"].shape
     assert n_in == 10 and media["mel"].shape == (N_MELS, steps * TINY.reduction)
 
@@ -137,10 +131,8 @@ def test_padding_does_not_change_shorter_items():
     assert torch.allclose(out_b["logits"][1, :, :tc], out_a["logits"][0], atol=1e-4)
 
 
-def segment_batch(cfg: SSRNConfig, n: int = 3, frames: int = 16) -> dict:
+def segment_batch(cfg: AudioConfig, n: int = 3, frames: int = 16) -> dict:
     """A segment batch of sines, with the contract's log-mel (tts.audio)."""
-    from tts.audio import mel_spectrogram
-
     t = torch.arange(frames * cfg.hop_length) / cfg.sample_rate
     freqs = torch.tensor([220.0, 440.0, 880.0])[:n, None]
     audio = 0.5 * torch.sin(2 * math.pi * freqs * t)  # (B, S)
@@ -151,27 +143,20 @@ def segment_batch(cfg: SSRNConfig, n: int = 3, frames: int = 16) -> dict:
 def test_ssrn_upsamples_to_full_rate_and_learns():
     torch.manual_seed(0)
     model = SSRN(TINY_SSRN)
-    batch = segment_batch(TINY_SSRN)
+    batch = segment_batch(TINY_AUDIO)
     out = model(torch.rand(2, N_MELS, 7))
     assert out["linear_logits"].shape == (2, TINY_SSRN.n_fft // 2 + 1, 7 * TINY_SSRN.reduction)
     assert out["mel_logits"].shape == (2, N_MELS, 7 * TINY_SSRN.reduction)
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
     first = {k: float(v.detach()) for k, v in model.loss(batch).items()}
-    for _ in range(40):
-        losses = model.loss(batch)
-        opt.zero_grad()
-        losses["loss"].backward()
-        opt.step()
-    assert float(losses["mel_l1_loss"].detach()) < 0.5 * first["mel_l1_loss"]
-    assert float(losses["linear_l1_loss"].detach()) < 0.5 * first["linear_l1_loss"]
+    last = overfit(model, batch, 40, lr=3e-3)[-1]
+    assert last["mel_l1_loss"] < 0.5 * first["mel_l1_loss"]
+    assert last["linear_l1_loss"] < 0.5 * first["linear_l1_loss"]
     assert model.eval().sample(batch)["mel"].shape == (N_MELS, 16)
 
 
 def test_composite_synthesizes_full_rate_log_mel():
     torch.manual_seed(0)
-    t2m_cfg = dataclasses.replace(TINY, n_fft=TINY_SSRN.n_fft, win_length=TINY_SSRN.win_length,
-                                  hop_length=TINY_SSRN.hop_length, fmax=TINY_SSRN.fmax,
-                                  sample_rate=TINY_SSRN.sample_rate)
+    t2m_cfg = TINY
     dctts = DCTTS(Text2Mel(t2m_cfg), SSRN(TINY_SSRN)).eval()
     out = dctts.synthesize(torch.randint(1, N_SYMBOLS, (1, 30)), max_frames=9)
     assert out["hit_max_length"] is True

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from stages.download import run
-from tts import corpus
+from tts import builtin_corpus, corpus, download
 from tts.config import BuiltinCorpusConfig, DataConfig, LJSpeechConfig
 
 SR = 22050
@@ -112,7 +112,7 @@ def _check_corpus(out: Path) -> None:
 
 
 def test_dropped_connection_resumes_with_range(archive, serve, tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.0)
     half = len(archive) // 2
     server = serve(archive, drop_after=half)
     summary = run(_lj(server, archive, tmp_path), tmp_path / "corpus", root=tmp_path)
@@ -128,11 +128,11 @@ def test_interrupted_run_leaves_part_that_next_run_resumes(archive, serve, tmp_p
     server = serve(archive, drop_after=third)
     dest = tmp_path / ARCHIVE
     sha = hashlib.sha256(archive).hexdigest()
-    with pytest.raises(corpus.DownloadError, match="resumes"):
-        corpus.fetch_archive(server.url, dest, len(archive), sha, retries=0)
+    with pytest.raises(download.DownloadError, match="resumes"):
+        download.fetch_archive(server.url, dest, len(archive), sha, retries=0)
     assert (tmp_path / f"{ARCHIVE}.part").stat().st_size == third
     assert not dest.exists()
-    corpus.fetch_archive(server.url, dest, len(archive), sha, retries=0)
+    download.fetch_archive(server.url, dest, len(archive), sha, retries=0)
     assert server.ranges == [None, f"bytes={third}-"]
     assert dest.read_bytes() == archive
 
@@ -140,7 +140,7 @@ def test_interrupted_run_leaves_part_that_next_run_resumes(archive, serve, tmp_p
 def test_wrong_checksum_is_clear_and_archive_not_used(archive, serve, tmp_path):
     server = serve(archive)
     data = _lj(server, archive, tmp_path, sha256="0" * 64)
-    with pytest.raises(corpus.DownloadError, match=f"sha256.*{ARCHIVE}.bad.*not extracted"):
+    with pytest.raises(download.DownloadError, match=f"sha256.*{ARCHIVE}.bad.*not extracted"):
         run(data, tmp_path / "corpus", root=tmp_path)
     assert not (tmp_path / "corpus").exists()
     assert not (tmp_path / "downloads" / ARCHIVE).exists()  # never promoted, never extracted
@@ -168,7 +168,7 @@ def test_failed_extraction_leaves_no_corpus(archive, tmp_path):
     out.mkdir()
     (out / "keep").write_text("previous output")
     with pytest.raises(corpus.CorpusError, match=f"{ARCHIVE} could not be extracted"):
-        corpus.extract_archive(broken, out)
+        download.extract_archive(broken, out)
     assert (out / "keep").read_text() == "previous output"  # earlier output untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == [ARCHIVE, "corpus"]  # no staging left
 
@@ -230,7 +230,7 @@ def test_builtin_is_byte_identical_and_well_formed(engine, tmp_path):
     assert _hashes(tmp_path / "a") == _hashes(tmp_path / "b")
     assert len(_hashes(tmp_path / "a")) == 4  # metadata.csv + 3 wavs
     rows = corpus.read_metadata(tmp_path / "a" / "metadata.csv")
-    prompts = corpus.read_prompts()
+    prompts = builtin_corpus.read_prompts()
     for r in rows:
         assert r.text in prompts and r.normalized == normalize(r.text)
         info = sf.info(str(tmp_path / "a" / "wavs" / f"{r.id}.wav"))
@@ -240,7 +240,8 @@ def test_builtin_is_byte_identical_and_well_formed(engine, tmp_path):
 
 def test_builtin_plan_ids_and_jitter():
     cfg = BuiltinCorpusConfig(n_utterances=5, seed=3)
-    plan = corpus.builtin_plan(cfg, n_prompts=3)  # more utterances than prompts: second takes
+    # more utterances than prompts: second takes
+    plan = builtin_corpus.builtin_plan(cfg, n_prompts=3)
     ids = [uid for uid, *_ in plan]
     assert ids == sorted(ids) and len(set(ids)) == 5
     assert sum(uid.startswith("BI002-") for uid in ids) == 2
@@ -250,7 +251,7 @@ def test_builtin_plan_ids_and_jitter():
         assert abs(rate - cfg.rate_wpm) <= cfg.rate_jitter_wpm
         assert abs(pitch - cfg.pitch) <= cfg.pitch_jitter
     # an utterance's id, rate and pitch do not depend on how many others are made
-    fewer = corpus.builtin_plan(BuiltinCorpusConfig(n_utterances=2, seed=3), n_prompts=3)
+    fewer = builtin_corpus.builtin_plan(BuiltinCorpusConfig(n_utterances=2, seed=3), n_prompts=3)
     assert set(fewer) <= set(plan)
     assert len({(r, p) for _, _, r, p in plan}) > 1  # jitter varies
 

@@ -1,13 +1,14 @@
-"""FastSpeech2: learning, lengths, masking, control, config validation, rebuild."""
+"""FastSpeech2: learning, lengths, masking, control, config validation (the rebuild from a
+model file is tests/test_networks.py's, for every network)."""
 
 import dataclasses
-import io
 import math
 
 import pytest
 import torch
 
 from models.fastspeech2 import LOG_DURATION_OFFSET, FastSpeech2, FastSpeech2Config
+from tests.overfit import overfit
 from tts.config import ConfigError
 
 N_SYMBOLS, N_MELS = 20, 12
@@ -71,14 +72,7 @@ def test_overfits_one_batch(level):
     torch.manual_seed(0)
     model = FastSpeech2(dataclasses.replace(TINY, variance_level=level))
     batch = make_batch([9, 7, 12, 5])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    history = []
-    for _ in range(80):
-        losses = model.loss(batch)
-        optimizer.zero_grad()
-        losses["loss"].backward()
-        optimizer.step()
-        history.append({k: v.item() for k, v in losses.items()})
+    history = overfit(model, batch, 80, lr=1e-2)
     first, last = history[0], history[-1]
     assert set(last) == {"loss", "mel", "postnet_mel", "duration", "pitch", "energy"}
     assert last["loss"] <= 0.2 * first["loss"], (first, last)
@@ -200,21 +194,3 @@ def test_params_section_is_validated():
                          ({"n_mels": 40}, "fastspeech2.n_mels")]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             parse_params({"fastspeech2": section})
-
-
-def test_rebuilds_from_config_dict():
-    torch.manual_seed(0)
-    model = FastSpeech2(dataclasses.replace(TINY, variance_level="frame"))
-    model.loss(make_batch([5, 8]))["loss"].backward()  # move BatchNorm running stats
-    buffer = io.BytesIO()
-    torch.save(dict(config=dataclasses.asdict(model.cfg), model=model.state_dict()), buffer)
-    buffer.seek(0)
-    saved = torch.load(buffer, weights_only=True)
-    rebuilt = FastSpeech2(FastSpeech2Config(**saved["config"]))
-    rebuilt.load_state_dict(saved["model"])  # strict: same keys and shapes
-    assert rebuilt.cfg == model.cfg
-    for (name, a), (_, b) in zip(model.state_dict().items(), rebuilt.state_dict().items()):
-        assert torch.equal(a, b), name
-    phonemes = torch.randint(1, N_SYMBOLS, (1, 9))
-    model.eval(), rebuilt.eval()
-    assert torch.equal(model.synthesize(phonemes)["mel"], rebuilt.synthesize(phonemes)["mel"])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from stages import features
-from tts import audio, corpus, featstore
+from tts import audio, corpus, featstore, split_lists
 from tts.config import AudioConfig, FeaturesConfig
 
 CFG = AudioConfig()
@@ -93,12 +93,12 @@ def make_inputs(tmp_path: Path, src: Path, ids: list[str]) -> tuple[Path, Path]:
     wavs.mkdir(parents=True)
     for uid in ids:
         shutil.copy(src / corpus.WAVS / f"{uid}.wav", wavs / f"{uid}.wav")
-    entries = [corpus.SplitEntry(uid, "text", "text", ("sil",), 1.0) for uid in ids]
+    entries = [split_lists.SplitEntry(uid, "text", "text", ("sil",), 1.0) for uid in ids]
     split = tmp_path / "split"
     split.mkdir()
-    corpus.write_split(split / "train.tsv", entries[:-2])
-    corpus.write_split(split / "val.tsv", entries[-2:-1])
-    corpus.write_split(split / "test.tsv", entries[-1:])
+    split_lists.write_split(split / "train.tsv", entries[:-2])
+    split_lists.write_split(split / "val.tsv", entries[-2:-1])
+    split_lists.write_split(split / "test.tsv", entries[-1:])
     return tmp_path / "corpus", split
 
 

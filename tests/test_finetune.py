@@ -18,7 +18,9 @@ from tts import finetune
 from tts.config import AudioConfig, ConfigError, TrainConfig
 from tts.digest import sha256_file
 from tts.finetune import FineTuneError
-from tts.train import RunPaths, TrainData, Trainer, seed_everything
+from tts.data import TrainData
+from tts.digest import sha256_file
+from tts.train import RunPaths, Trainer, seed_everything
 
 AUDIO = AudioConfig(n_mels=N_MELS)  # the synthetic text data's contract
 MINI_CLIPS = 10  # real clips for the stage-level tests: 6 train, 2 val, 2 test

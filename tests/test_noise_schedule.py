@@ -17,7 +17,7 @@ from tts import noise_schedule as ns
 from tts.audio import fit_to_frames, load_wav, mel_spectrogram
 from tts.checkpoint import model_payload, save_atomic
 from tts.config import AudioConfig
-from tts.corpus import SplitEntry, write_split
+from tts.split_lists import SplitEntry, write_split
 from tts.featstore import write_store
 
 AUDIO = AudioConfig()

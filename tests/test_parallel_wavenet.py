@@ -10,6 +10,7 @@ import torch
 
 from models.parallel_wavenet import ParallelWaveNet, ParallelWaveNetConfig
 from models.wavenet import WaveNet, WaveNetConfig
+from tests.overfit import overfit
 from tts.config import AudioConfig, ConfigError
 
 CONTRACT = dict(upsample_factors=(2, 2), hop_length=4, n_mels=6)
@@ -160,25 +161,14 @@ def test_distilling_on_a_short_clip_lowers_kl_and_power(mini_corpus):
     widths = dict(residual_channels=16, gate_channels=32, skip_channels=16, head_channels=16)
     torch.manual_seed(0)
     teacher = WaveNet(WaveNetConfig(layers=6, **widths))
-    optimizer = torch.optim.Adam(teacher.parameters(), lr=3e-3)
-    for _ in range(20):  # a teacher that has seen the clip
-        loss = teacher.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    overfit(teacher, batch, 20, lr=3e-3)  # a teacher that has seen the clip
     teacher.eval().requires_grad_(False)
     student = ParallelWaveNet(ParallelWaveNetConfig(
         layers_per_flow=(2, 2), n_samples=2, power_weight=0.1,
         power_resolutions=((256, 64, 256), (512, 128, 512)), **widths))
     student.bind_teacher(teacher)
     before = mean_loss(student, batch)
-    optimizer = torch.optim.Adam(student.parameters(), lr=3e-3)
-    for step in range(20):
-        torch.manual_seed(100 + step)
-        loss = student.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    overfit(student, batch, 20, lr=3e-3, reseed=100)
     after = mean_loss(student, batch)
     assert math.isfinite(after["loss"])
     # KL + power_weight * power; the teacher's log-scales start near the data's spread

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from stages.split import run
-from tts import corpus
+from tts import corpus, split_lists
 from tts.config import SplitConfig
 
 SR = 22050
@@ -100,11 +100,11 @@ def test_lists_have_contract_columns(corpus_dir, tmp_path):
 
     run(CFG, corpus_dir, tmp_path / "split", SR)
     seen = []
-    for name in corpus.SPLITS:
+    for name in split_lists.SPLITS:
         table = pd.read_csv(tmp_path / "split" / f"{name}.tsv", sep="\t", dtype={"id": str},
                             keep_default_na=False)  # pandas' default quoting reads our quotes
-        assert tuple(table.columns) == corpus.SPLIT_HEADER
-        entries = corpus.read_split(tmp_path / "split" / f"{name}.tsv")
+        assert tuple(table.columns) == split_lists.SPLIT_HEADER
+        entries = split_lists.read_split(tmp_path / "split" / f"{name}.tsv")
         assert [e.id for e in entries] == list(table["id"]) == sorted(table["id"])
         assert list(table["text"]) == [e.text for e in entries]
         for e in entries:
@@ -112,13 +112,13 @@ def test_lists_have_contract_columns(corpus_dir, tmp_path):
         seen += [e.id for e in entries]
     assert sorted(seen) == GOOD
     hours = json.loads((tmp_path / "split" / "report.json").read_text())["hours"]
-    train = corpus.read_split(tmp_path / "split" / "train.tsv")
+    train = split_lists.read_split(tmp_path / "split" / "train.tsv")
     assert hours["train"] == pytest.approx(sum(e.duration for e in train) / 3600, abs=1e-5)
-    g03 = next(e for e in train + corpus.read_split(tmp_path / "split" / "val.tsv")
-               + corpus.read_split(tmp_path / "split" / "test.tsv") if e.id == "G03")
+    g03 = next(e for e in train + split_lists.read_split(tmp_path / "split" / "val.tsv")
+               + split_lists.read_split(tmp_path / "split" / "test.tsv") if e.id == "G03")
     assert g03.duration == pytest.approx(0.9, abs=1e-3)
-    assert '"Good morning!"' in " ".join(e.text for e in train + corpus.read_split(
-        tmp_path / "split" / "val.tsv") + corpus.read_split(tmp_path / "split" / "test.tsv"))
+    assert '"Good morning!"' in " ".join(e.text for e in train + split_lists.read_split(
+        tmp_path / "split" / "val.tsv") + split_lists.read_split(tmp_path / "split" / "test.tsv"))
 
 
 def test_split_ignores_listing_order_and_follows_seed(corpus_dir, tmp_path):
@@ -152,8 +152,8 @@ def test_mini_ljspeech_split(mini_corpus, tmp_path):
     assert report["utterances"] == 24 and report["resampled"] == 0
     assert report["kept"] + report["dropped"] == 24 and report["kept"] >= 20
     assert 0.03 < sum(report["hours"].values()) < 0.05  # about 2.7 minutes
-    for name in corpus.SPLITS:
-        for e in corpus.read_split(tmp_path / "split" / f"{name}.tsv"):
+    for name in split_lists.SPLITS:
+        for e in split_lists.read_split(tmp_path / "split" / f"{name}.tsv"):
             assert e.phonemes[0] == e.phonemes[-1] == "sil"
             wav = mini_corpus / "wavs" / f"{e.id}.wav"
             assert e.duration == pytest.approx(sf.info(str(wav)).duration, abs=1e-3)

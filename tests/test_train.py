@@ -13,10 +13,9 @@ import torch.multiprocessing as mp
 from models.fastspeech2 import FastSpeech2, FastSpeech2Config
 from tts import checkpoint as ckpt
 from tts.config import TrainConfig
-from tts.data import collate_text
+from tts.data import TrainData, collate_text
 from tts.text import symbol_table_id
-from tts.train import (NonFiniteLossError, RunPaths, TrainData, Trainer, lr_lambda,
-                       seed_everything)
+from tts.train import NonFiniteLossError, RunPaths, Trainer, lr_lambda, seed_everything
 
 N_MELS, N_SYMBOLS, N_ITEMS = 8, 20, 6
 MEL_PAD = -11.5

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from models.wavegrad import WaveGrad, WaveGradConfig, linear_betas, noise_levels
-from tts.checkpoint import build_from_payload, model_payload
+from tests.overfit import overfit
 from tts.config import ConfigError, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,23 +91,10 @@ def test_training_on_a_repeated_batch_lowers_the_loss():
             return sum(model.loss(batch)["loss"].item() for _ in range(8)) / 8
 
     before = evaluate()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     torch.manual_seed(0)
-    for _ in range(40):
-        loss = model.loss(batch)["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    overfit(model, batch, 40, lr=3e-3)
     after = evaluate()
     assert after < 0.8 * before, (before, after)
-
-
-def test_checkpoint_payload_rebuilds_the_same_network():
-    model = tiny_model()
-    name, rebuilt, cfg = build_from_payload(model_payload("wavegrad", TINY, model, 7, "h"))
-    assert name == "wavegrad" and cfg == TINY
-    noisy, mel, level = torch.randn(1, 2 * HOP), torch.randn(1, N_MELS, 2), torch.rand(1)
-    assert torch.equal(model.eval()(noisy, mel, level), rebuilt(noisy, mel, level))
 
 
 def test_base_preset_is_the_15_8m_parameter_model():

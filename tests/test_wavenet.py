@@ -9,6 +9,7 @@ import torch
 
 from models.wavenet import (Upsampler, WaveNet, WaveNetConfig, discretized_log_prob,
                             log_density, sample_mixture)
+from tests.overfit import overfit
 from tts.config import AudioConfig, ConfigError
 
 TINY = dict(residual_channels=8, gate_channels=8, skip_channels=8, head_channels=8,
@@ -162,14 +163,7 @@ def test_overfitting_a_short_clip_lowers_the_nll(mini_corpus):
                         head_channels=32, layers=6)
     model = WaveNet(cfg)
     batch = real_clip(mini_corpus, 4, audio_cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss = model.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = [step["loss"] for step in overfit(model, batch, 30, lr=3e-3)]
     assert all(math.isfinite(v) for v in losses)
     # nats per sample (the log-scales start at initial_log_scale, near the data's spread,
     # so the first loss is already ~2 nats below an untrained scale of 1)

@@ -18,26 +18,27 @@ from pathlib import Path
 
 import numpy as np
 
-from tts import align, corpus
+from tts import align, alignment, corpus, durations, prosody, split_lists
 from tts.config import AudioConfig
 from tts.featstore import FeatureStore
+from tts.text import PAUSES
 
 HEADER = ("id", "phonemes", "durations", "pitch", "energy")
 DECIMALS = 4  # pitch / energy z-scores in alignment.tsv
 
 
-def write_alignments(cfg: align.AlignConfig, audio_cfg: AudioConfig, text_cfg=None, *,
+def write_alignments(cfg: alignment.AlignConfig, audio_cfg: AudioConfig, text_cfg=None, *,
                      corpus_dir: Path, split_dir: Path, features_dir: Path, out: Path) -> dict:
     """Align, write `out` (replaced only on success) and return the report."""
     store = FeatureStore(features_dir)
-    entries = [(name, e) for name in corpus.SPLITS
-               for e in corpus.read_split(Path(split_dir) / f"{name}.tsv")]
+    entries = [(name, e) for name in split_lists.SPLITS
+               for e in split_lists.read_split(Path(split_dir) / f"{name}.tsv")]
     dropped, utts = {}, []
     for _, e in entries:
         try:
-            utts.append(align.utterance(e.id, Path(corpus_dir) / corpus.WAVS / f"{e.id}.wav",
+            utts.append(alignment.utterance(e.id, Path(corpus_dir) / corpus.WAVS / f"{e.id}.wav",
                                         e.normalized, list(e.phonemes), text_cfg))
-        except align.AlignmentDropped as exc:
+        except alignment.AlignmentDropped as exc:
             dropped[e.id] = str(exc)
     rows, counts, phone_frames = [], collections.Counter(), []
     with corpus.staged_dir(Path(out)) as tmp, tempfile.TemporaryDirectory() as work:
@@ -49,22 +50,22 @@ def write_alignments(cfg: align.AlignConfig, audio_cfg: AudioConfig, text_cfg=No
             if e.id in dropped:
                 continue
             try:
-                dur, c = align.durations_from_textgrid(
+                dur, c = durations.durations_from_textgrid(
                     grids / f"{e.id}.TextGrid", list(e.phonemes), store.n_frames(e.id),
                     audio_cfg.sample_rate, audio_cfg.hop_length, cfg, e.id)
-            except align.AlignmentDropped as exc:
+            except alignment.AlignmentDropped as exc:
                 dropped[e.id] = str(exc)
                 continue
             item = store[e.id]
-            pitch, energy = align.phone_averages(dur, item["f0"], item["voiced"],
+            pitch, energy = prosody.phone_averages(dur, item["f0"], item["voiced"],
                                                  item["energy"], stats)
             rows.append((e.id, " ".join(e.phonemes), " ".join(map(str, dur)),
                          " ".join(f"{v:.{DECIMALS}f}" for v in pitch),
                          " ".join(f"{v:.{DECIMALS}f}" for v in energy)))
             counts.update(c)
             counts[f"aligned_{name}"] += 1
-            counts.update(p for p in e.phonemes if p in align.PAUSES)
-            phone_frames += [d for p, d in zip(e.phonemes, dur) if p not in align.PAUSES]
+            counts.update(p for p in e.phonemes if p in PAUSES)
+            phone_frames += [d for p, d in zip(e.phonemes, dur) if p not in PAUSES]
         with open(tmp / "alignment.tsv", "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, delimiter="\t", lineterminator="\n")
             writer.writerow(HEADER)
@@ -77,7 +78,7 @@ def write_alignments(cfg: align.AlignConfig, audio_cfg: AudioConfig, text_cfg=No
     return report
 
 
-def make_report(cfg: align.AlignConfig, audio_cfg: AudioConfig, *, version: str, total: int,
+def make_report(cfg: alignment.AlignConfig, audio_cfg: AudioConfig, *, version: str, total: int,
                 rows: list, dropped: dict[str, str], counts: collections.Counter,
                 phone_frames: list[int]) -> dict:
     """report.json: what was aligned, what was dropped and why, phone lengths, pauses."""
@@ -86,7 +87,7 @@ def make_report(cfg: align.AlignConfig, audio_cfg: AudioConfig, *, version: str,
     return {
         "aligner": cfg.aligner, "version": version, "utterances": total,
         "aligned": len(rows), "dropped": len(dropped),
-        "aligned_by_split": {n: counts[f"aligned_{n}"] for n in corpus.SPLITS},
+        "aligned_by_split": {n: counts[f"aligned_{n}"] for n in split_lists.SPLITS},
         "dropped_by_reason": dict(by_reason), "dropped_ids": dict(sorted(dropped.items())),
         "mean_phone_frames": round(mean_frames, 3),
         "mean_phone_ms": round(1000 * mean_frames * audio_cfg.frame_seconds, 2),

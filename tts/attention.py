@@ -1,4 +1,4 @@
-"""Attention alignment: the guided-attention prior and alignment scores.
+"""Attention alignment: the guided-attention prior, alignment scores, padding masks.
 
 Guided attention follows Tachibana et al. 2018 ("Efficiently Trainable Text-to-Speech
 System Based on Deep Convolutional Networks with Guided Attention", eq. 4):
@@ -28,6 +28,11 @@ import torch
 from torch import Tensor
 
 GUIDED_ATTENTION_G = 0.2  # the paper's width g
+
+
+def length_mask(lengths: Tensor, size: int) -> Tensor:
+    """(B,) lengths -> (B, size) bool, True on valid positions (every model's padding mask)."""
+    return torch.arange(size, device=lengths.device)[None] < lengths[:, None]
 DIAGONAL_BAND = 0.2  # half-width of the diagonal band, in normalized (n/N - t/T) units
 
 

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from models import spec
+from tts.contract import CONTRACT_FIELDS
 from tts.text import symbol_table_id
 
 CHECKPOINT_PATTERN = re.compile(r"^step-(\d{8})\.pt$")
@@ -109,14 +111,20 @@ def check_symbols(payload: dict, source: str) -> None:
             f"re-train it (`dvc repro` re-runs its training stage)")
 
 
+def config_fields(config_cls: type, saved: dict) -> dict:
+    """A saved config without the contract fields its class no longer declares: files
+    written before a network stopped carrying a contract value it never read still load."""
+    declared = {f.name for f in dataclasses.fields(config_cls)}
+    return {k: v for k, v in saved.items() if k in declared or k not in CONTRACT_FIELDS}
+
+
 def build_from_payload(payload: dict, source: str = "checkpoint") -> LoadedModel:
     """The network of a payload produced by `model_payload`."""
-    from models import spec
 
     check_symbols(payload, source)
     try:
         s = spec(payload["model_name"])
-        cfg = s.config_cls(**payload["config"])
+        cfg = s.config_cls(**config_fields(s.config_cls, payload["config"]))
         model = s.model_cls(cfg)
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as exc:

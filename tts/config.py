@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
-import json
+import importlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,9 +24,13 @@ from typing import Any, Literal
 
 import yaml
 
+from models import REGISTRY, spec
+from tts.contract import (CONTRACT_FIELDS, CONTRACT_FROM_AUDIO, AudioConfig, ConfigError,
+                          check)
+from tts.digest import to_dict
+from tts.text import SYMBOLS
 
-class ConfigError(ValueError):
-    """A params problem; the message names the dotted key and what to do."""
+__all__ = ["AudioConfig", "ConfigError", "CONTRACT_FIELDS", "to_dict"]  # re-exported
 
 
 # --------------------------------------------------------------------------- sections
@@ -51,17 +54,17 @@ class BuiltinCorpusConfig:
     sample_rate: int = 22050  # Hz of the written wavs (LJSpeech's); eSpeak output is resampled
 
     def validate(self, key: str) -> None:
-        _check(self.n_utterances >= 1, f"{key}.n_utterances", "must be at least 1")
-        _check(self.sample_rate > 0, f"{key}.sample_rate", "must be positive")
-        _check(0 <= self.length_jitter < self.length_scale, f"{key}.length_jitter",
-               "must be >= 0 and below length_scale")
-        _check(self.noise_scale >= 0 and self.noise_w_scale >= 0, f"{key}.noise_scale",
-               "noise_scale and noise_w_scale must be >= 0")
-        _check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
-        _check(80 <= self.rate_wpm - self.rate_jitter_wpm, f"{key}.rate_wpm",
-               "rate_wpm - rate_jitter_wpm must be at least 80 (eSpeak's minimum)")
-        _check(0 <= self.pitch - self.pitch_jitter and self.pitch + self.pitch_jitter <= 99,
-               f"{key}.pitch", "pitch +- pitch_jitter must stay within 0..99")
+        check(self.n_utterances >= 1, f"{key}.n_utterances", "must be at least 1")
+        check(self.sample_rate > 0, f"{key}.sample_rate", "must be positive")
+        check(0 <= self.length_jitter < self.length_scale, f"{key}.length_jitter",
+              "must be >= 0 and below length_scale")
+        check(self.noise_scale >= 0 and self.noise_w_scale >= 0, f"{key}.noise_scale",
+              "noise_scale and noise_w_scale must be >= 0")
+        check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
+        check(80 <= self.rate_wpm - self.rate_jitter_wpm, f"{key}.rate_wpm",
+              "rate_wpm - rate_jitter_wpm must be at least 80 (eSpeak's minimum)")
+        check(0 <= self.pitch - self.pitch_jitter and self.pitch + self.pitch_jitter <= 99,
+              f"{key}.pitch", "pitch +- pitch_jitter must stay within 0..99")
 
 
 @dataclass(frozen=True)
@@ -92,48 +95,14 @@ class SplitConfig:
     workers: int = 0  # processes for the transcript check; 0 = all cores
 
     def validate(self, key: str) -> None:
-        _check(self.transcript_recognizer in ("whisper", "none"),
-               f"{key}.transcript_recognizer", "must be whisper or none")
-        _check(self.max_transcript_cer > 0, f"{key}.max_transcript_cer", "must be positive")
-        _check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
-        _check(self.val_count >= 1, f"{key}.val_count", "must be at least 1")
-        _check(self.test_count >= 1, f"{key}.test_count", "must be at least 1")
-        _check(0 <= self.min_duration < self.max_duration, f"{key}.min_duration",
-               "must be >= 0 and below split.max_duration")
-
-
-@dataclass(frozen=True)
-class AudioConfig:
-    """The feature contract: one definition of sample rate, STFT and mel."""
-
-    sample_rate: int = 22050
-    n_fft: int = 1024
-    hop_length: int = 256
-    win_length: int = 1024
-    n_mels: int = 80
-    fmin: float = 0.0
-    fmax: float = 8000.0
-    f0_min: float = 71.0
-    f0_max: float = 800.0
-    log_floor: float = 1e-5
-
-    def validate(self, key: str) -> None:
-        _check(self.sample_rate > 0, f"{key}.sample_rate", "must be positive")
-        _check(0 < self.hop_length <= self.n_fft, f"{key}.hop_length",
-               f"must be in 1..n_fft ({self.n_fft})")
-        _check(0 < self.win_length <= self.n_fft, f"{key}.win_length",
-               f"must be in 1..n_fft ({self.n_fft})")
-        _check(self.n_mels > 0, f"{key}.n_mels", "must be positive")
-        _check(0 <= self.fmin < self.fmax, f"{key}.fmin", "must be >= 0 and below audio.fmax")
-        _check(self.fmax <= self.sample_rate / 2, f"{key}.fmax",
-               f"must not exceed sample_rate / 2 = {self.sample_rate / 2:g}")
-        _check(0 < self.f0_min < self.f0_max < self.sample_rate / 2, f"{key}.f0_min",
-               "need 0 < f0_min < f0_max < sample_rate / 2")
-        _check(0 < self.log_floor < 1, f"{key}.log_floor", "must be in (0, 1)")
-
-    @property
-    def frame_seconds(self) -> float:
-        return self.hop_length / self.sample_rate
+        check(self.transcript_recognizer in ("whisper", "none"),
+              f"{key}.transcript_recognizer", "must be whisper or none")
+        check(self.max_transcript_cer > 0, f"{key}.max_transcript_cer", "must be positive")
+        check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
+        check(self.val_count >= 1, f"{key}.val_count", "must be at least 1")
+        check(self.test_count >= 1, f"{key}.test_count", "must be at least 1")
+        check(0 <= self.min_duration < self.max_duration, f"{key}.min_duration",
+              "must be >= 0 and below split.max_duration")
 
 
 @dataclass(frozen=True)
@@ -142,8 +111,8 @@ class FeaturesConfig:
     shard_size: int = 1000  # utterances per shard
 
     def validate(self, key: str) -> None:
-        _check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
-        _check(self.shard_size >= 1, f"{key}.shard_size", "must be at least 1")
+        check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
+        check(self.shard_size >= 1, f"{key}.shard_size", "must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -176,28 +145,28 @@ class TrainConfig:
 
 
     def validate(self, key: str) -> None:
-        _check(self.lr > 0, f"{key}.lr", "must be positive")
-        _check(self.batch_size >= 1, f"{key}.batch_size", "must be at least 1")
-        _check(self.steps >= 1, f"{key}.steps", "must be at least 1")
-        _check(0 <= self.warmup_steps, f"{key}.warmup_steps", "must be >= 0")
-        _check(0 <= self.min_lr_ratio <= 1, f"{key}.min_lr_ratio", "must be in [0, 1]")
-        _check(self.grad_clip >= 0, f"{key}.grad_clip", "must be >= 0 (0 disables)")
-        _check(self.devices >= 1, f"{key}.devices", "must be at least 1")
+        check(self.lr > 0, f"{key}.lr", "must be positive")
+        check(self.batch_size >= 1, f"{key}.batch_size", "must be at least 1")
+        check(self.steps >= 1, f"{key}.steps", "must be at least 1")
+        check(0 <= self.warmup_steps, f"{key}.warmup_steps", "must be >= 0")
+        check(0 <= self.min_lr_ratio <= 1, f"{key}.min_lr_ratio", "must be in [0, 1]")
+        check(self.grad_clip >= 0, f"{key}.grad_clip", "must be >= 0 (0 disables)")
+        check(self.devices >= 1, f"{key}.devices", "must be at least 1")
         for name in ("log_every", "val_every", "checkpoint_every", "keep_checkpoints",
                      "val_utterances", "segment_frames"):
-            _check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
-        _check(self.cpu_threads >= 0, f"{key}.cpu_threads", "must be >= 0 (0 = torch default)")
-        _check(not self.freeze or bool(self.init_from), f"{key}.freeze",
-               "freezes parts of a base model: set `init_from` too (or `freeze: []`)")
-        _check(self.val_listen_clips >= 0, f"{key}.val_listen_clips", "must be >= 0 (0 = off)")
-        _check(self.val_listen_seconds > 0, f"{key}.val_listen_seconds", "must be positive")
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
+        check(self.cpu_threads >= 0, f"{key}.cpu_threads", "must be >= 0 (0 = torch default)")
+        check(not self.freeze or bool(self.init_from), f"{key}.freeze",
+              "freezes parts of a base model: set `init_from` too (or `freeze: []`)")
+        check(self.val_listen_clips >= 0, f"{key}.val_listen_clips", "must be >= 0 (0 = off)")
+        check(self.val_listen_seconds > 0, f"{key}.val_listen_seconds", "must be positive")
 
 
 # Sections owned by later stages declare their dataclass in the module that uses it and
 # register it here by name; the loader validates them the same way.
 EXTRA_SECTIONS: dict[str, str] = {
     "text": "tts.text:TextConfig",
-    "align": "tts.align:AlignConfig",
+    "align": "tts.alignment:AlignConfig",
     "noise_schedule": "tts.noise_schedule:NoiseScheduleConfig",
     "evaluate": "tts.evaluation:EvaluateConfig",
     "synth": "tts.inference:SynthConfig",
@@ -206,16 +175,6 @@ EXTRA_SECTIONS: dict[str, str] = {
 
 
 # ------------------------------------------------------------------ strict dataclass build
-
-_CONTRACT_FROM_AUDIO = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels",
-                        "fmin", "fmax", "log_floor")
-CONTRACT_FIELDS = frozenset(_CONTRACT_FROM_AUDIO + ("n_symbols",))
-
-
-def _check(ok: bool, key: str, message: str) -> None:
-    if not ok:
-        raise ConfigError(f"params: `{key}` {message}")
-
 
 def _is_subsequence(short: str, long: str) -> bool:
     letters = iter(long)
@@ -305,26 +264,9 @@ def build(cls: type, values: dict, key: str, extra_valid: typing.Iterable[str] =
     return obj
 
 
-def to_dict(obj: Any) -> Any:
-    """Dataclass (possibly nested) -> plain JSON-able dict."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
-    return obj
-
-
-def config_hash(*objs: Any) -> str:
-    """A stable hash of configs; checkpoints resume only when it matches."""
-    blob = json.dumps([to_dict(o) for o in objs], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def _import(path: str):
-    import importlib
-
+    """A section's dataclass by "module:Name": EXTRA_SECTIONS names its owners instead of
+    importing them, so a section's module may itself import this one."""
     module, name = path.split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -368,8 +310,6 @@ def get_path(raw: dict, dotted: str) -> Any:
 
 
 def network_config(params: Params, name: str) -> tuple[TrainConfig, Any]:
-    from models import spec
-
     s = spec(name)
     section = get_path(params.raw, s.section) or {}
     if not isinstance(section, dict):
@@ -379,7 +319,7 @@ def network_config(params: Params, name: str) -> tuple[TrainConfig, Any]:
     overrides, arch = {}, {}
     for key, value in section.items():
         if key in CONTRACT_FIELDS:
-            source = "audio" if key in _CONTRACT_FROM_AUDIO else "the text symbol table"
+            source = "audio" if key in CONTRACT_FROM_AUDIO else "the text symbol table"
             raise ConfigError(f"params: `{s.section}.{key}` comes from {source}; "
                               f"remove it here" + (f" and set `audio.{key}`"
                                                    if source == "audio" else ""))
@@ -392,10 +332,8 @@ def network_config(params: Params, name: str) -> tuple[TrainConfig, Any]:
                               f"{_nearest(key, sorted(train_keys | model_fields))}")
     base = dataclasses.asdict(params.model)
     train = build(TrainConfig, {**base, **overrides}, s.section)
-    contract = {k: getattr(params.audio, k) for k in _CONTRACT_FROM_AUDIO if k in model_fields}
+    contract = {k: getattr(params.audio, k) for k in CONTRACT_FROM_AUDIO if k in model_fields}
     if "n_symbols" in model_fields:
-        from tts.text import SYMBOLS
-
         contract["n_symbols"] = len(SYMBOLS)
     # contract values go in before `validate` runs (e.g. upsampling product == hop_length)
     cfg = build(s.config_cls, {**arch, **contract}, s.section)
@@ -423,8 +361,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 
 def parse_params(raw: dict) -> Params:
-    from models import REGISTRY, spec
-
     network_roots = {spec(n).section.split(".")[0] for n in REGISTRY}
     valid = set(_CORE) | set(EXTRA_SECTIONS) | network_roots
     for key in raw:
@@ -447,8 +383,6 @@ PAIRED_NETWORKS = (("dctts_text2mel", "dctts_ssrn", ("reduction", "mel_max")),)
 
 
 def check_paired_networks(params: Params) -> None:
-    from models import REGISTRY, spec
-
     for first, second, fields in PAIRED_NETWORKS:
         if first not in REGISTRY or second not in REGISTRY:
             continue

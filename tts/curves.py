@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import models
+from tts import plots
 
 SIGNALS = (("val_cer", "low"), ("val_mos", "high"), ("val_loss", "low"))  # in order of say
 MIN_POINTS = 3  # fewer validation points say nothing about a trend
@@ -79,7 +80,6 @@ def network_trends(folder: Path, tolerance: float = TOLERANCE) -> dict[str, dict
 
 def curve_figure(rows: list[dict], title: str):
     """A small figure: validation loss, and predicted MOS / CER where logged, per step."""
-    from tts import plots
 
     present = [(name, better) for name, better in SIGNALS if series(rows, name)[1]]
     fig, axes = plots.plt.subplots(1, max(len(present), 1), figsize=(2.6 * max(len(present), 1),
@@ -96,7 +96,6 @@ def curve_figure(rows: list[dict], title: str):
 
 def write_curve_figures(folder: Path, out: Path, dpi: int) -> dict[str, str]:
     """{network: PNG} under `out`, one per plots TSV in `folder`."""
-    from tts import plots
 
     made = {}
     out.mkdir(parents=True, exist_ok=True)

@@ -12,24 +12,20 @@ matches an uninterrupted one. Random segment offsets are drawn from the same key
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from tts import corpus
-from tts.digest import sha256_file as file_hash
-from tts.corpus import SplitEntry
+from tts import split_lists
+from tts.split_lists import SplitEntry
+from tts.digest import fingerprint, sha256_file
+from tts.featstore import FeatureStore
 from tts.text import PAD_ID, to_ids
-
-if TYPE_CHECKING:
-    from tts.featstore import FeatureStore
 
 BUCKET_FACTOR = 8  # batches pooled and sorted by length to limit padding
 LINE_SEP = " "  # separator of space-joined columns (phonemes, durations, ...)
@@ -43,7 +39,7 @@ def read_split(split_dir: str | Path, name: str) -> list[SplitEntry]:
     path = Path(split_dir) / f"{name}.tsv"
     if not path.exists():
         raise DataError(f"{path} not found; run `dvc repro split`")
-    return corpus.read_split(path)
+    return split_lists.read_split(path)
 
 
 def read_alignment(align_dir: str | Path) -> pd.DataFrame:
@@ -234,18 +230,19 @@ def mel_pad_value(log_floor: float) -> float:
     return math.log(log_floor)
 
 
-def fingerprint(*parts) -> str:
-    """A short stable hash of the training data's identity (part of the resume hash)."""
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+@dataclass
+class TrainData:
+    """What the training loop reads: the dataset, its collate, fixed validation batches."""
+
+    dataset: torch.utils.data.Dataset  # items addressed by (index, seed)
+    collate: Callable[[list[dict]], dict]
+    val_batches: list[dict]
+    fingerprint: str  # identity of the training data: part of the resume hash
 
 
 def build_train_data(kind: str, train_cfg, audio, split_dir: str | Path,
                      features_dir: str | Path, align_dir: str | Path | None = None):
     """TrainData for a registry network's data kind ("text" or "segments")."""
-    from tts.featstore import FeatureStore
-    from tts.train import TrainData
-
     store = FeatureStore(features_dir)
     train_entries, val_entries = read_split(split_dir, "train"), read_split(split_dir, "val")
     pad = mel_pad_value(audio.log_floor)
@@ -261,7 +258,7 @@ def build_train_data(kind: str, train_cfg, audio, split_dir: str | Path,
         collate = collate_segments
     else:
         raise ValueError(f"unknown data kind {kind!r}")
-    align_hash = (file_hash(Path(align_dir) / "alignment.tsv") if kind == "text" and align_dir
+    align_hash = (sha256_file(Path(align_dir) / "alignment.tsv") if kind == "text" and align_dir
                   else None)
     return TrainData(dataset=train_set, collate=collate,
                      val_batches=validation_batches(val_set, collate, train_cfg.val_utterances,

@@ -44,6 +44,11 @@ from tts import metrics as M
 from tts import plots
 from tts.attention import alignment_scores
 from tts.inference import check_name, resolve_device, seeded
+from tts.contract import ConfigError
+from tts.split_lists import read_split
+from tts.featstore import FeatureStore
+from tts.mos import load_mos_predictor
+from tts.recognizer import error_rates, load_recognizer
 
 SUMMARY_FILE = "summary.json"
 UTTERANCES_FILE = "utterances.csv"
@@ -122,8 +127,6 @@ class EvaluateConfig:
     figure_dpi: int = 72  # resolution of the report's figures
 
     def validate(self, key: str) -> None:
-        from tts.config import ConfigError
-
         def check(ok: bool, name: str, message: str) -> None:
             if not ok:
                 raise ConfigError(f"params: `{key}.{name}` {message}")
@@ -162,9 +165,6 @@ class TestUtterance:
 def test_utterances(split: Path, features: Path, limit: int) -> list[TestUtterance]:
     """The first `limit` (0 = all) utterances of test.tsv with their recorded features,
     shortest first (so the WaveNet, report and figure subsets are the shortest)."""
-    from tts.corpus import read_split
-    from tts.featstore import FeatureStore
-
     entries = read_split(Path(split) / "test.tsv")
     if not entries:
         raise ValueError(f"{split}/test.tsv is empty; set split.test_count >= 1")
@@ -265,13 +265,9 @@ def load_scorers(cfg: EvaluateConfig, device: str = "cpu") -> Scorers:
     """The recognizer and MOS predictor `cfg` asks for (loaded once per stage)."""
     recognizer = mos = None
     if cfg.recognizer != "none":
-        from tts.recognizer import load_recognizer
-
         recognizer = load_recognizer(cfg.recognizer, cfg.recognizer_model, device,
                                      cfg.cpu_threads)
     if cfg.mos:
-        from tts.mos import load_mos_predictor
-
         mos = load_mos_predictor(device)
     return Scorers(recognizer, mos)
 
@@ -282,8 +278,6 @@ def listen(scorers: Scorers | None, wav: np.ndarray, sample_rate: int, reference
     if scorers is None:
         return out
     if scorers.recognizer is not None:
-        from tts.recognizer import error_rates
-
         words = scorers.recognizer.transcribe(wav, sample_rate)
         out.update(error_rates(reference, words), hypothesis=words)
     if scorers.mos is not None:

@@ -27,6 +27,7 @@ re-runs fine-tuning and what follows, while an unchanged one (or none) changes n
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import json
@@ -34,8 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tts.config import CONTRACT_FIELDS, AudioConfig, TrainConfig, get_path, to_dict
+import torch
+
+import models
+from models import MODEL_FILES, spec
+from tts.checkpoint import config_fields, read
+from tts.config import CONTRACT_FIELDS, AudioConfig, TrainConfig, get_path, load_params, to_dict
 from tts.digest import sha256_file
+from tts.text import FRONTEND_VERSION, SYMBOLS, SYMBOLS_VERSION
 
 SCRATCH = '""'  # how to write "train from scratch" in a message
 
@@ -69,7 +76,6 @@ class FineTune:
 
 def key_of(raw: dict, name: str, field_name: str) -> str:
     """The params key a network's `field_name` came from: its own section or `model:`."""
-    from models import spec
 
     section = spec(name).section
     own = get_path(raw, section)
@@ -79,7 +85,6 @@ def key_of(raw: dict, name: str, field_name: str) -> str:
 
 def resolve(value: str, name: str, key: str) -> Path | None:
     """The model file `init_from` = `value` names for network `name` (None: from scratch)."""
-    from models import MODEL_FILES
 
     if not value:
         return None
@@ -111,8 +116,6 @@ def manifest(raw: dict, train: TrainConfig, name: str) -> dict:
 def read_base(raw: dict, train: TrainConfig, name: str,
               manifest_path: Path | None = None) -> BaseModel | None:
     """The base model named by `init_from`, checked against the base_models manifest."""
-    from tts.checkpoint import read
-
     key = key_of(raw, name, "init_from")
     path = resolve(train.init_from, name, key)
     if path is None:
@@ -134,8 +137,6 @@ def read_base(raw: dict, train: TrainConfig, name: str,
 
 def contract_record(audio: AudioConfig, text_cfg: Any = None) -> dict:
     """What every finished model records about its inputs, checked when fine-tuning it."""
-    from tts.text import FRONTEND_VERSION, SYMBOLS, SYMBOLS_VERSION
-
     text = {"symbols_version": SYMBOLS_VERSION, "frontend_version": FRONTEND_VERSION,
             "symbols": list(SYMBOLS)}
     if text_cfg is not None:
@@ -148,7 +149,6 @@ def _scratch_hint(base: BaseModel, name: str) -> str:
 
 
 def check_network(base: BaseModel, name: str) -> None:
-    from models import MODEL_FILES
 
     held = base.payload.get("model_name")
     if held != name:
@@ -177,9 +177,6 @@ def check_contract(base: BaseModel, name: str, audio: AudioConfig) -> None:
 
 def check_text(base: BaseModel, name: str) -> list[str]:
     """Text networks: the symbol table and front-end version must be the base model's."""
-    from models import spec
-    from tts.text import FRONTEND_VERSION, SYMBOLS, SYMBOLS_VERSION
-
     if spec(name).data != "text":
         return []
     recorded = base.payload.get("text")
@@ -225,9 +222,6 @@ def _layout(model) -> dict[str, tuple[int, ...]]:
 
 def _build_layout(name: str, cfg) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of network `name` with `cfg`, without allocating them."""
-    import torch
-
-    import models
 
     try:
         with torch.device("meta"):
@@ -240,7 +234,6 @@ def check_architecture(base: BaseModel, name: str, model, model_cfg, section: st
     """The network built from params must have the base model's parameters (names and
     shapes); the fields that change them are named. Fields that do not (dropout, loss
     weights, inference limits) may differ: they are listed as notes."""
-    from models import spec
 
     old_values = base.payload.get("config", {})
     differing = {f.name: (old_values.get(f.name), getattr(model_cfg, f.name))
@@ -252,7 +245,7 @@ def check_architecture(base: BaseModel, name: str, model, model_cfg, section: st
         return [f"`{section}.{k}` is {_show(new)} here, {_show(old)} in the base model "
                 f"(allowed: it does not change the parameters)" for k, (old, new) in differing.items()]
     try:
-        base_cfg = spec(name).config_cls(**old_values)
+        base_cfg = spec(name).config_cls(**config_fields(spec(name).config_cls, old_values))
     except TypeError:
         base_cfg = None
     culprits = []
@@ -293,8 +286,6 @@ def freezable_parts(model) -> dict[str, tuple[str, ...]]:
 
 def freeze(model, names: tuple[str, ...] | list[str], key: str, network: str) -> list[str]:
     """Keep the named parts fixed: no gradients, BatchNorm statistics frozen too."""
-    import torch
-
     parts = freezable_parts(model)
     for part in names:
         if part not in parts:
@@ -331,7 +322,6 @@ def prepare(name: str, model, model_cfg, train: TrainConfig, audio: AudioConfig,
     Call it after building `model` and before building the Trainer (whose optimizer only
     sees the parameters left trainable).
     """
-    from models import spec
 
     raw = raw or {}
     section = spec(name).section
@@ -368,10 +358,6 @@ def prepare(name: str, model, model_cfg, train: TrainConfig, audio: AudioConfig,
 
 def main() -> None:
     """`python -m tts.finetune NAME...`: the parts `freeze:` accepts, per network."""
-    import argparse
-
-    import models
-    from tts.config import load_params
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"registry networks (default: all): {', '.join(models.REGISTRY)}")

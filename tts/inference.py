@@ -29,7 +29,10 @@ from torch import Tensor
 
 import models
 from models import ACOUSTIC_MODELS, VOCODERS, NamedModel
+from tts.checkpoint import CheckpointError, load_model
+from tts.contract import ConfigError
 from tts.metrics import stopwatch
+from tts.text import DEFAULT_CONFIG, SIL, SP, UnspeakableTextError, phonemize_words, to_ids
 
 MODEL_ROOT = Path("data/models")
 SCHEDULE_GLOB = "best_*.json"  # written by tts.noise_schedule.write_results
@@ -56,8 +59,6 @@ class SynthConfig:
     device: str = "cpu"  # cpu | cuda | auto (cuda when available)
 
     def validate(self, key: str) -> None:
-        from tts.config import ConfigError
-
         def check(ok: bool, name: str, message: str) -> None:
             if not ok:
                 raise ConfigError(f"params: `{key}.{name}` {message}")
@@ -114,8 +115,6 @@ def require(root: Path, entry: NamedModel) -> Path:
 
 
 def _load(path: Path, expected: str):
-    from tts.checkpoint import CheckpointError, load_model
-
     try:
         loaded = load_model(path)
     except CheckpointError as exc:
@@ -306,8 +305,6 @@ def _split_at(entries: list[Entry], pause: str) -> list[list[Entry]]:
 def split_text(text: str, text_cfg, max_phonemes: int) -> list[Chunk]:
     """Sentences (each within `max_phonemes` where the words allow) of `text`;
     `text_cfg`: the params' `text` section (`tts.text.TextConfig`; None: its defaults)."""
-    from tts.text import DEFAULT_CONFIG, SIL, SP, UnspeakableTextError, phonemize_words
-
     if not text or not text.strip():
         raise SynthesisError("nothing to synthesize: the text is empty")
     try:
@@ -381,8 +378,6 @@ class Synthesizer:
         """One chunk: phonemes (symbols) -> {mel, audio, attention, hit_max_length,
         acoustic_seconds, vocoder_seconds}; seeded, so repeatable. `max_frames` caps
         attention models (default: the config's per-phoneme cap)."""
-        from tts.text import to_ids
-
         ids = torch.tensor([to_ids(list(phonemes))], device=self.device)  # (1, L)
         with seeded(self.cfg.seed, self.device), torch.no_grad():
             acoustic, t_acoustic = self._timed(self.acoustic, ids, max_frames)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from tts import plots
+from tts.audio import griffin_lim
 
 PREVIEW_GRIFFIN_LIM_ITERS = 32  # enough to judge a validation sample; cheap on CPU
 PREVIEW_MOMENTUM = 0.99
@@ -32,7 +33,6 @@ def validation_media_logger(audio_cfg) -> Callable:
             plots.close(fig)
         audio = media.get("audio")
         if audio is None and "mel" in media:
-            from tts.audio import griffin_lim
 
             audio = griffin_lim(media["mel"].float().cpu(), audio_cfg,
                                 n_iter=PREVIEW_GRIFFIN_LIM_ITERS, momentum=PREVIEW_MOMENTUM)

@@ -31,8 +31,9 @@ import torch
 
 import models
 from tts.audio import mel_spectrogram, utterance_features
-from tts.data import SegmentDataset, collate_segments, fingerprint, mel_pad_value
-from tts.train import RunPaths, TrainData, Trainer, seed_everything
+from tts.data import SegmentDataset, TrainData, collate_segments, mel_pad_value
+from tts.digest import fingerprint
+from tts.train import RunPaths, Trainer, seed_everything
 
 DEFAULT_COPIES = 8  # the clip repeated this many times: one batch of random windows
 

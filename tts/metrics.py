@@ -176,12 +176,6 @@ def stoi(ref_wav: np.ndarray, syn_wav: np.ndarray, sample_rate: int) -> float:
     return float(_stoi(ref_wav[:n], syn_wav[:n], sample_rate, extended=False))
 
 
-# ------------------------------------------------------------------------ intelligibility
-# Kept here for callers of the old names; the implementation is `tts.recognizer`.
-from tts.recognizer import PocketSphinxRecognizer as Recognizer  # noqa: E402,F401
-from tts.recognizer import error_rates  # noqa: E402,F401
-
-
 # ------------------------------------------------------------------------------ speed
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from tts.digest import sha256_file
+from tts.recognizer import resample
 
 MOS_RATE = 16000  # Hz, DistillMOS's input rate
 MOS_MIN, MOS_MAX = 1.0, 5.0
@@ -69,7 +70,6 @@ class MOSPredictor:
 
     @torch.no_grad()
     def __call__(self, wav: np.ndarray, sample_rate: int) -> float:
-        from tts.recognizer import resample
 
         audio = resample(wav, sample_rate, MOS_RATE)
         if len(audio) < MIN_SECONDS * MOS_RATE or not np.any(audio):

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from tts.audio import DEFAULT_STFT_RESOLUTIONS, mel_spectrogram, stft_distance
-from tts.config import ConfigError
+from tts.contract import ConfigError, check
 
 BEST_FILE = "best_{n}.json"
 TABLE_FILE = "candidates_{n}.csv"
@@ -62,30 +62,26 @@ class NoiseScheduleConfig:
     workers: int = 0  # scoring processes; 0 = all cores
 
     def validate(self, key: str) -> None:
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
-
         check(len(self.iterations) >= 1 and all(n >= 1 for n in self.iterations),
-              "iterations", "must be a non-empty list of positive integers")
-        check(len(set(self.iterations)) == len(self.iterations), "iterations",
+              f"{key}.iterations", "must be a non-empty list of positive integers")
+        check(len(set(self.iterations)) == len(self.iterations), f"{key}.iterations",
               "must not repeat a count")
-        check(0 < self.beta_min <= self.beta_max < 1, "beta_min",
+        check(0 < self.beta_min <= self.beta_max < 1, f"{key}.beta_min",
               "need 0 < beta_min <= beta_max < 1")
-        check(0 < self.beta_ceiling < 1, "beta_ceiling", "must be in (0, 1)")
-        check(self.multiplier_max >= 1, "multiplier_max", "must be at least 1")
-        check(all(self.beta_min <= b < 1 for b in self.seed_beta_ends), "seed_beta_ends",
+        check(0 < self.beta_ceiling < 1, f"{key}.beta_ceiling", "must be in (0, 1)")
+        check(self.multiplier_max >= 1, f"{key}.multiplier_max", "must be at least 1")
+        check(all(self.beta_min <= b < 1 for b in self.seed_beta_ends), f"{key}.seed_beta_ends",
               "must lie in [beta_min, 1)")
         for name in ("multiplier_values", "grid_size", "clips", "clip_frames"):
-            check(getattr(self, name) >= 1, name, "must be at least 1")
+            check(getattr(self, name) >= 1, f"{key}.{name}", "must be at least 1")
         check(self.mel_weight >= 0 and self.stft_weight >= 0
-              and self.mel_weight + self.stft_weight > 0, "mel_weight",
+              and self.mel_weight + self.stft_weight > 0, f"{key}.mel_weight",
               "weights must be >= 0 and not both 0")
         check(len(self.stft_resolutions) >= 1
               and all(len(r) == 3 and 0 < r[1] and 0 < r[2] <= r[0]
                       for r in self.stft_resolutions),
-              "stft_resolutions", "must be a list of [n_fft, hop, win] with win <= n_fft")
-        check(self.workers >= 0, "workers", "must be >= 0 (0 = all cores)")
+              f"{key}.stft_resolutions", "must be a list of [n_fft, hop, win] with win <= n_fft")
+        check(self.workers >= 0, f"{key}.workers", "must be >= 0 (0 = all cores)")
 
 
 # ---------------------------------------------------------------------------- candidates

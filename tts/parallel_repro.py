@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tts.config import ConfigError, load_params
+
 LOG_DIR = Path("data") / "logs"
 LOCK_MESSAGE = "Unable to acquire lock"  # dvc's message when another process holds it
 LOCK_RETRIES = 20
@@ -98,7 +100,6 @@ def training_steps(root: Path) -> dict[str, int]:
     where the params do not load: the order then falls back to downstream counts)."""
     import yaml
 
-    from tts.config import ConfigError, load_params
 
     try:
         params = load_params(root / "params.yaml")

@@ -24,8 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tts.audio import griffin_lim
+from tts.data import read_split
+from tts.featstore import FeatureStore
 from tts.media import PREVIEW_GRIFFIN_LIM_ITERS, PREVIEW_MOMENTUM
 from tts.train import pick_device
+from tts.mos import load_mos_predictor
+from tts.recognizer import error_rates, load_recognizer, scoring_words
 
 
 def _item(batch: dict, i: int) -> dict:
@@ -39,9 +44,6 @@ class ValidationListener:
 
     def __init__(self, kind: str, audio_cfg, split_dir: Path, features_dir: Path, clips: int,
                  max_seconds: float, device: str = "cpu"):
-        from tts.data import read_split
-        from tts.featstore import FeatureStore
-
         self.kind, self.audio_cfg, self.clips, self.device = kind, audio_cfg, clips, device
         entries = sorted(read_split(split_dir, "val"), key=lambda e: (e.duration, e.id))
         self.text = {e.id: e.text for e in entries}
@@ -60,9 +62,6 @@ class ValidationListener:
 
     def _load(self):
         if self._scorers is None:
-            from tts.mos import load_mos_predictor
-            from tts.recognizer import load_recognizer
-
             self._scorers = (load_recognizer("whisper"), load_mos_predictor())
             rec = self._scorers[0]
             for clip in self.excerpts:  # what the recognizer hears in the recording itself
@@ -73,8 +72,6 @@ class ValidationListener:
     def _audio(self, media: dict) -> np.ndarray:
         audio = media.get("audio")
         if audio is None:
-            from tts.audio import griffin_lim
-
             audio = griffin_lim(media["mel"].float().cpu(), self.audio_cfg,
                                 n_iter=PREVIEW_GRIFFIN_LIM_ITERS, momentum=PREVIEW_MOMENTUM)
         return audio.detach().float().cpu().numpy()
@@ -102,8 +99,6 @@ class ValidationListener:
     def __call__(self, model, val_batches: list[dict]) -> dict[str, float]:
         if self.clips < 1 or not hasattr(model, "sample"):
             return {}
-        from tts.recognizer import error_rates, scoring_words
-
         recognizer, mos = self._load()
         rate = self.audio_cfg.sample_rate
         scores, cers = [], []

@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 
 from tts.digest import sha256_file
+from tts.text import normalize, words
 
 RECOGNIZERS = ("whisper", "pocketsphinx")
 RECOGNIZER_RATE = 16000  # Hz: both Whisper and PocketSphinx's en-us model
@@ -67,7 +68,6 @@ class Recognizer(Protocol):
 
 def scoring_words(text: str) -> list[str]:
     """Words a transcript is scored on: `tts.text.normalize`, words only, lowercase."""
-    from tts.text import normalize, words
 
     return [w.lower() for w in words(normalize(text))]
 

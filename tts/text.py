@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 from num2words import num2words
 
+from tts import espeak
+from tts.contract import ConfigError
+
 # ------------------------------------------------------------------------------ symbols
 
 VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
@@ -85,8 +88,6 @@ class TextConfig:
     g2p_voice: str = "en-us"  # eSpeak NG voice that pronounces words CMUdict lacks
 
     def validate(self, key: str) -> None:
-        from tts.config import ConfigError
-
         for mark in self.pause_punctuation:
             if mark not in PAUSE_PUNCTUATION:
                 raise ConfigError(f"params: `{key}.pause_punctuation` has {mark!r}; "
@@ -521,8 +522,6 @@ def _word_phonemes(word: str, voice: str) -> tuple[str, ...]:
         return _lexicon()[key]
     if key.endswith("'s") and key[:-2] in _lexicon():  # possessive of a known word
         return (*_lexicon()[key[:-2]], *_s_suffix(_lexicon()[key[:-2]][-1]))
-    from tts import espeak
-
     return tuple(p for w in espeak.to_phonemes(key, voice) for p in ipa_to_arpabet(w))
 
 

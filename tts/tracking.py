@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tts.audio import save_wav
+
 EXPERIMENT = "tts-pipeline"
 STORE_FILE = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
@@ -123,7 +125,6 @@ class Tracker:
         """Write a wav to a temp dir and attach it as an artifact `name`."""
         if not self.enabled:
             return
-        from tts.audio import save_wav
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(name).name

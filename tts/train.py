@@ -24,8 +24,9 @@ import torch
 from tqdm import tqdm
 
 from tts import checkpoint as ckpt
-from tts.config import TrainConfig, config_hash
-from tts.data import BatchPlan
+from tts.config import TrainConfig
+from tts.data import BatchPlan, TrainData
+from tts.digest import fingerprint
 from tts.text import symbol_table_id
 from tts.tracking import Tracker, write_metrics, write_plot
 
@@ -56,19 +57,11 @@ class RunPaths:
     plots: Path | None = None  # DVC plots TSV
 
 
-@dataclass
-class TrainData:
-    dataset: torch.utils.data.Dataset  # items addressed by (index, seed)
-    collate: Callable[[list[dict]], dict]
-    val_batches: list[dict]
-    fingerprint: str  # identity of the training data: part of the resume hash
-
-
 def run_hash(name: str, model_cfg: Any, train: TrainConfig, data_fingerprint: str,
              extra: dict | None = None) -> str:
     semantic = {k: v for k, v in dataclasses.asdict(train).items()
                 if k not in NON_SEMANTIC_FIELDS}
-    return config_hash({"name": name, "data": data_fingerprint, **(extra or {})},
+    return fingerprint({"name": name, "data": data_fingerprint, **(extra or {})},
                        model_cfg, semantic)
 
 
