@@ -82,7 +82,7 @@ def _outputs(folder: Path) -> dict[str, bytes]:
 
 
 def test_drops_every_bad_utterance_with_its_reason(corpus_dir, tmp_path):
-    report = run(CFG, corpus_dir, tmp_path / "split", SR)
+    report = run(CFG, SR, corpus_dir=corpus_dir, out=tmp_path / "split")
     dropped = pd.read_csv(tmp_path / "split" / "dropped.tsv", sep="\t", keep_default_na=False)
     assert dict(zip(dropped["id"], dropped["reason"])) == {k: v[2] for k, v in BAD.items()}
     assert all(dropped["detail"].str.len() > 0)
@@ -98,7 +98,7 @@ def test_drops_every_bad_utterance_with_its_reason(corpus_dir, tmp_path):
 def test_lists_have_contract_columns(corpus_dir, tmp_path):
     from tts.text import phonemize
 
-    run(CFG, corpus_dir, tmp_path / "split", SR)
+    run(CFG, SR, corpus_dir=corpus_dir, out=tmp_path / "split")
     seen = []
     for name in split_lists.SPLITS:
         table = pd.read_csv(tmp_path / "split" / f"{name}.tsv", sep="\t", dtype={"id": str},
@@ -122,33 +122,33 @@ def test_lists_have_contract_columns(corpus_dir, tmp_path):
 
 
 def test_split_ignores_listing_order_and_follows_seed(corpus_dir, tmp_path):
-    run(CFG, corpus_dir, tmp_path / "a", SR)
+    run(CFG, SR, corpus_dir=corpus_dir, out=tmp_path / "a")
     meta = corpus_dir / "metadata.csv"
     lines = meta.read_text().splitlines()
     random.Random(0).shuffle(lines)
     meta.write_text("\n".join(lines) + "\n")
-    run(CFG, corpus_dir, tmp_path / "b", SR)
+    run(CFG, SR, corpus_dir=corpus_dir, out=tmp_path / "b")
     assert _outputs(tmp_path / "a") == _outputs(tmp_path / "b")
     other = SplitConfig(**{**CFG.__dict__, "seed": CFG.seed + 1})
-    run(other, corpus_dir, tmp_path / "c", SR)
+    run(other, SR, corpus_dir=corpus_dir, out=tmp_path / "c")
     assert (tmp_path / "a" / "val.tsv").read_bytes() != (tmp_path / "c" / "val.tsv").read_bytes()
 
 
 def test_too_small_and_unusable_corpora_are_clear_errors(corpus_dir, tmp_path):
     big = SplitConfig(**{**CFG.__dict__, "val_count": 6, "test_count": 6})
     with pytest.raises(corpus.CorpusError, match="12 usable.*val_count.*test_count"):
-        run(big, corpus_dir, tmp_path / "split", SR)
+        run(big, SR, corpus_dir=corpus_dir, out=tmp_path / "split")
     assert not (tmp_path / "split").exists()
     lines = [ln for ln in (corpus_dir / "metadata.csv").read_text().splitlines()
              if ln.startswith("B-")]
     (corpus_dir / "metadata.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(corpus.CorpusError, match=f"none of {len(BAD)} utterances is usable"):
-        run(CFG, corpus_dir, tmp_path / "split", SR)
+        run(CFG, SR, corpus_dir=corpus_dir, out=tmp_path / "split")
 
 
 def test_mini_ljspeech_split(mini_corpus, tmp_path):
     cfg = SplitConfig(val_count=2, test_count=2, max_duration=12.0, max_phonemes=300)
-    report = run(cfg, mini_corpus, tmp_path / "split", SR)
+    report = run(cfg, SR, corpus_dir=mini_corpus, out=tmp_path / "split")
     assert report["utterances"] == 24 and report["resampled"] == 0
     assert report["kept"] + report["dropped"] == 24 and report["kept"] >= 20
     assert 0.03 < sum(report["hours"].values()) < 0.05  # about 2.7 minutes
@@ -162,7 +162,8 @@ def test_mini_ljspeech_split(mini_corpus, tmp_path):
 def test_builtin_corpus_splits(tiny_builtin_corpus, tmp_path):
     src = tmp_path / "corpus"
     shutil.copytree(tiny_builtin_corpus, src)
-    report = run(SplitConfig(val_count=1, test_count=1), src, tmp_path / "split", SR)
+    report = run(SplitConfig(val_count=1, test_count=1), SR, corpus_dir=src,
+                 out=tmp_path / "split")
     assert report["dropped"] == 0 and report["kept"] == 6
 
 
@@ -183,7 +184,7 @@ def test_transcript_check_drops_mislabeled_clips(mini_corpus, tmp_path):
                                                for u in chosen))
     cfg = SplitConfig(val_count=1, test_count=1, max_duration=12.0, max_phonemes=300,
                       transcript_recognizer="whisper", max_transcript_cer=0.3, workers=2)
-    report = run(cfg, root, tmp_path / "split", SR)
+    report = run(cfg, SR, corpus_dir=root, out=tmp_path / "split")
     dropped = pd.read_csv(tmp_path / "split" / "dropped.tsv", sep="\t", keep_default_na=False)
     assert set(dropped["id"]) == {a, b}
     assert set(dropped["reason"]) == {"transcript_mismatch"}
