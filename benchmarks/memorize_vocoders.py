@@ -82,9 +82,8 @@ class Judge:
 
     def __init__(self, sample_rate: int):
         from tts.mos import load_mos_predictor
-        from tts.recognizer import load_recognizer, offline_hub
+        from tts.recognizer import load_recognizer
 
-        offline_hub()
         self.rate = sample_rate
         self.recognizer = load_recognizer("whisper")
         self.mos = load_mos_predictor()

@@ -19,7 +19,11 @@ reported per sample in nats. The teacher's continuous mixture density is used fo
 cross-entropy: the student is continuous, and with the teacher's log-scale floor its
 logistics are far wider than a 16-bit bin. A multi-resolution STFT loss against the real
 audio (`tts.audio.stft_distance`) plays the role of the paper's power loss by default;
-`power_loss: average_power` selects the paper's (time-averaged power spectrum).
+`power_loss: average_power` selects the paper's (time-averaged power spectrum). Measured
+on one LJSpeech clip (issue 13: teacher 300 steps, student 150, default sizes), the paper's
+loss is no better: log-mel L1 of the student's copy 1.85 vs 1.81 (weight 0.1) and 1.83 vs
+1.77 (weight 1.0), KL 0.25 vs 0.21 and 0.27 vs 0.40 nats (untrained student: 2.77, KL
+1.57); with either, the student comes out 6-10x quieter than the recording.
 """
 
 from __future__ import annotations
