@@ -2,18 +2,20 @@
 
     python -m benchmarks.memorize_vocoders [--clips lj builtin] [--vocoders wavegrad ...]
         [--minutes 20] [--eval-every 500] [--max-steps 20000]
+        [--set wavegrad.mel_channels=192 wavegrad.lr=3e-3 ...]
 
 Each vocoder trains through the one loop (`tts.train.Trainer`, via `tts.memorize`) on
 one clip, at the size and recipe of params.yaml (the default model; only `steps` and the
-validation cadence change), on one thread. Every `--eval-every` steps it vocodes the whole
+validation cadence change, plus any `--set NETWORK.FIELD=VALUE`, a training or an
+architecture field, which the rows record), on one thread. Every `--eval-every` steps it vocodes the whole
 clip (copy synthesis from the recording's mel) and scores it: log-mel L1 to the recording,
 Whisper tiny.en WER against the transcript and DistillMOS. A vocoder passes when
 WER <= 0.2 and its MOS is within 0.5 of Griffin-Lim's (32 iterations) on the same clip;
 training stops at the first pass or when `--minutes` of training (or `--max-steps`) are
 spent. The Parallel WaveNet student distills from the WaveNet teacher trained just
 before it on the same clip. Clips: LJ001-0002 from ../shared/data/ljspeech-mini and the
-first utterance of a builtin eSpeak corpus synthesized with the default `data.builtin`
-params (2 utterances; the first is used).
+first utterance of a builtin corpus synthesized with the default `data.builtin` params
+(engine included; 2 utterances, the first is used).
 
 Rows: one per vocoder and clip, with the steps and training minutes at the pass (or at
 the end), the scores there, and the recording's and Griffin-Lim's scores for reference.
@@ -23,12 +25,14 @@ The machine is shared: minutes are wall time on one torch thread and vary with l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 import models
 from benchmarks.harness import print_table, write_results
@@ -78,9 +82,8 @@ class Judge:
 
     def __init__(self, sample_rate: int):
         from tts.mos import load_mos_predictor
-        from tts.recognizer import load_recognizer, offline_hub
+        from tts.recognizer import load_recognizer
 
-        offline_hub()
         self.rate = sample_rate
         self.recognizer = load_recognizer("whisper")
         self.mos = load_mos_predictor()
@@ -94,11 +97,47 @@ class Judge:
                 "heard": heard}
 
 
+def parse_settings(items: list[str]) -> dict[str, dict]:
+    """["wavegrad.lr=3e-3", ...] -> {"wavegrad": {"lr": 0.003}} (values read as YAML)."""
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        network, dot, field = key.partition(".")
+        if not sep or not dot or network not in VOCODERS:
+            raise SystemExit(f"--set {item!r}: write NETWORK.FIELD=VALUE with NETWORK one of "
+                             f"{', '.join(VOCODERS)}")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads 3e-3 (no dot) as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        out.setdefault(network, {})[field] = tuple(parsed) if isinstance(parsed, list) \
+            else parsed
+    return out
+
+
+def with_settings(name: str, train_cfg, model_cfg, settings: dict):
+    """The network's configs with `--set` fields replaced (training or architecture)."""
+    train_fields = {f.name for f in dataclasses.fields(train_cfg)}
+    model_fields = {f.name for f in dataclasses.fields(model_cfg)}
+    unknown = set(settings) - train_fields - model_fields
+    if unknown:
+        raise SystemExit(f"--set {name}.{sorted(unknown)[0]}: no such field of {name}")
+    train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in settings.items()
+                                                  if k in train_fields})
+    model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in settings.items()
+                                                  if k in model_fields})
+    model_cfg.validate(name)
+    return train_cfg, model_cfg
+
+
 def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, args,
              workdir: Path, teacher=None) -> tuple[dict, torch.nn.Module]:
     """Train `name` on the clip until it passes or the budget ends; the result row."""
     audio_cfg = params.audio
-    train_cfg, model_cfg = params.network(name)
+    settings = args.settings.get(name, {})
+    train_cfg, model_cfg = with_settings(name, *params.network(name), settings)
     train_cfg = quick_train_config(train_cfg, steps=args.max_steps,
                                    checkpoint_every=args.eval_every, val_every=args.max_steps)
     data = clip_data(clip["id"], clip["feats"], train_cfg, audio_cfg)
@@ -116,7 +155,7 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
         audio = copy_synthesis(trainer.model.eval(), clip["feats"]["mel"], seed=0)
         score = judge(audio, clip["text"])
         row = {"vocoder": name, "clip": clip["clip"], "params_M": params_count / 1e6,
-               "steps": stop, "train_min": trained / 60,
+               "settings": settings, "steps": stop, "train_min": trained / 60,
                "log_mel_l1": log_mel_distance(audio, clip["feats"]["audio"], audio_cfg),
                "wer": score["wer"], "mos": score["mos"], "gl_mos": reference_mos,
                "passed": bool(score["wer"] <= MAX_WER
@@ -138,9 +177,12 @@ def main() -> None:
                         help="training budget per vocoder and clip (wall minutes)")
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--max-steps", type=int, default=20000)
+    parser.add_argument("--set", nargs="*", default=[], dest="settings",
+                        help="NETWORK.FIELD=VALUE: change a training or architecture field")
     parser.add_argument("--results", default=NAME,
                         help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args()
+    args.settings = parse_settings(args.settings)
     torch.set_num_threads(1)
     params = load_params(ROOT / "params.yaml")
     audio_cfg = params.audio
@@ -170,7 +212,7 @@ def main() -> None:
                 rows.append(row)
                 if name == "wavenet":
                     teacher = model.requires_grad_(False)
-    print_table([{k: v for k, v in r.items() if k != "heard"} for r in rows])
+    print_table([{k: v for k, v in r.items() if k not in ("heard", "settings")} for r in rows])
     path = write_results(args.results, rows, minutes_budget=args.minutes, eval_every=args.eval_every,
                          max_steps=args.max_steps, pass_rule=f"WER <= {MAX_WER} and MOS >= "
                          f"Griffin-Lim's - {MAX_MOS_GAP}")

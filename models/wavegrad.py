@@ -31,6 +31,12 @@ Lim 0.14, noise 2.7) showed three departures from "audio in [-1, 1] as the paper
   sample that should have held half the signal, and came out 3x too quiet; it now ends at
   beta 0.2 (level 0.07). Each step clamps the implied clean signal to the audio range
   (DDPM's clipped posterior mean), so an undertrained network cannot diverge to inf.
+After these, what limits a copy is the network's accuracy, not the sampler: one model
+(1,000 steps) scored 1.13 with the default 50 iterations, 1.16 with 25 (betas to 0.4), 1.15
+with 100, 1.20 with 200 and 1.22 with the full 1,000-step training schedule. The default
+size learns fastest at lr 3e-3 (params.yaml; 1,000 steps: 1.01, vs 1.13 at 5e-3 and 1.04
+after 1,500 at 1e-3); a 3.7x wider low-rate half (0.99M parameters) was no better per step
+at 250 steps (1.64 vs 1.54) and cost 1.9x per step.
 """
 
 from __future__ import annotations

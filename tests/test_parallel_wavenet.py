@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from models.parallel_wavenet import ParallelWaveNet, ParallelWaveNetConfig
+from models.parallel_wavenet import (ParallelWaveNet, ParallelWaveNetConfig,
+                                     average_power_distance)
 from models.wavenet import WaveNet, WaveNetConfig
 from tests.overfit import overfit
 from tts.config import AudioConfig, ConfigError
@@ -50,7 +51,30 @@ def test_config_checks():
         ParallelWaveNetConfig(layers_per_flow=()).validate("parallel_wavenet")
     with pytest.raises(ConfigError, match="power_resolutions"):
         ParallelWaveNetConfig(power_resolutions=((512, 128, 1024),)).validate("p")
+    with pytest.raises(ConfigError, match="power_loss"):
+        ParallelWaveNetConfig(power_loss="mse").validate("p")
     assert ParallelWaveNetConfig(layers_per_flow=(10, 10, 10, 30)).n_flows == 4
+
+
+def test_the_papers_power_loss_compares_time_averaged_power():
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(4096) / 22050
+    low = torch.sin(2 * math.pi * 200 * t)[None]  # (1, N)
+    high = torch.sin(2 * math.pi * 3000 * t)[None]
+    loud = 0.5 * low + 0.05 * torch.randn(1, 4096, generator=g)
+    res = ((256, 64, 256), (512, 128, 512))
+    assert average_power_distance(loud, loud, res) == 0
+    # relative: the same mismatch at any loudness costs the same
+    shifted = torch.roll(loud, 1000, -1)
+    assert math.isclose(average_power_distance(0.1 * high, 0.1 * low, res),
+                        average_power_distance(high, low, res), rel_tol=1e-4)
+    # time-averaged: a shifted copy is close, another spectrum is far
+    assert average_power_distance(shifted, loud, res) < 0.05
+    assert average_power_distance(high, low, res) > 0.9
+    student = tiny_student(power_loss="average_power")
+    student.bind_teacher(tiny_teacher())
+    out = student.loss(segment(16))
+    assert math.isfinite(out["power"].item()) and out["power"] > 0
 
 
 def test_reported_log_scale_is_the_flow_log_determinant():
