@@ -11,8 +11,9 @@ which makes duration, pitch and energy directly controllable.
 
 Departures from the paper: pitch is regressed directly as z-normalized log-F0 (the paper
 predicts a continuous-wavelet pitch spectrogram); `variance_level` switches pitch/energy
-between phone-level targets (as FastPitch does; robust on small data) and the paper's
-frame-level ones; an optional Tacotron 2 style postnet (the paper has none) refines the
+between the paper's frame-level targets (the default: on the builtin corpus they gave WER
+0.254 against 0.295 and validation mel L1 0.52 against 0.64) and phone-level ones (as
+FastPitch does); an optional Tacotron 2 style postnet (the paper has none) refines the
 decoder's mel with a residual; the attention weights get no dropout.
 """
 
@@ -51,7 +52,7 @@ class FastSpeech2Config:
     conv_kernel: int = 9  # kernel of the FFN's first conv, odd; the second is 1 (paper: 9)
     dropout: float = 0.2  # encoder/decoder dropout (paper: 0.2)
     # variance adaptor
-    variance_level: Literal["phoneme", "frame"] = "phoneme"  # pitch/energy per phone or frame
+    variance_level: Literal["phoneme", "frame"] = "frame"  # pitch/energy per frame (paper) or phone
     predictor_filter: int = 128  # channels of the duration/pitch/energy predictors (paper: 256)
     predictor_kernel: int = 3  # their conv kernel, odd (paper: 3)
     predictor_dropout: float = 0.5  # (paper: 0.5)

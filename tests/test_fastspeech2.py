@@ -16,7 +16,8 @@ TINY = FastSpeech2Config(n_symbols=N_SYMBOLS, n_mels=N_MELS, hidden=32, encoder_
                          decoder_layers=1, heads=2, conv_filter=64, conv_kernel=3,
                          predictor_filter=32, n_bins=16, postnet_layers=2,
                          postnet_channels=32, dropout=0.0, predictor_dropout=0.0,
-                         postnet_dropout=0.0)
+                         postnet_dropout=0.0,
+                         variance_level="phoneme")  # make_batch's pitch/energy are per phone
 LOG_FLOOR = math.log(1e-5)  # the collate pads mel with log(log_floor)
 
 
