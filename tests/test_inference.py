@@ -3,6 +3,7 @@ models, and the `make synth` entry point (stages.synth) producing a wav and a PN
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -122,6 +123,61 @@ def test_sentences_are_joined_with_a_pause_and_synthesis_is_repeatable(model_roo
     gap = result.audio[frames[0] * hop:(frames[0] + pause) * hop]
     assert torch.count_nonzero(gap) == 0 and result.audio.abs().max() > 0.01
     assert torch.equal(synth("Good morning. See you soon.").audio, result.audio)
+
+
+# ------------------------------------------------------------------------- postfilter
+
+
+def _smooth_across_bins(log_mel: torch.Tensor, width: float) -> torch.Tensor:
+    """What an L1-trained acoustic model does to a spectrum: a Gaussian blur over bins."""
+    return infer.spectral_contrast(log_mel, -1.0, width)  # log_mel - (log_mel - envelope)
+
+
+def test_postfilter_restores_the_peaks_a_smoothed_real_spectrum_lost(mini_corpus):
+    from tts.audio import load_wav, mel_spectrogram
+    from tts.contract import AudioConfig
+
+    cfg = AudioConfig()
+    wav = load_wav(sorted((mini_corpus / "wavs").glob("*.wav"))[0], cfg.sample_rate)
+    mel = mel_spectrogram(torch.from_numpy(wav), cfg)  # (n_mels, T)
+    speech = mel[:, mel.mean(0) > mel.mean()]  # the louder frames: speech, not silence
+    smooth = _smooth_across_bins(speech, 3.0)
+    restored = infer.spectral_contrast(smooth, 1.0, 4.0)
+
+    def contrast(m):  # mean distance of each bin from its frame's mean
+        return (m - m.mean(0, keepdim=True)).abs().mean()
+
+    assert contrast(smooth) < 0.9 * contrast(speech)  # the smoothing flattened it
+    assert contrast(restored) > 1.1 * contrast(smooth)  # the postfilter sharpens it again
+    assert (restored - speech).abs().mean() < 0.9 * (smooth - speech).abs().mean()
+
+
+def test_postfilter_off_is_identity_and_leaves_flat_frames_alone():
+    mel = torch.randn(2, 80, 30)
+    assert infer.spectral_contrast(mel, 0.0, 4.0) is mel
+    floor = torch.full((80, 12), -11.5)  # silence at the log floor
+    assert torch.allclose(infer.spectral_contrast(floor, 1.0, 4.0), floor, atol=1e-4)
+    batched = infer.spectral_contrast(mel, 1.0, 4.0)
+    assert torch.allclose(batched[1], infer.spectral_contrast(mel[1], 1.0, 4.0), atol=1e-6)
+
+
+def test_postfilter_reaches_the_vocoder_not_the_returned_mel(model_root, params):
+    base = params.section("synth")
+    off = infer.load_synthesizer("fastspeech2", "griffin_lim", params.audio, TEXT_CFG,
+                                 cfg=dataclasses.replace(base, postfilter=0.0), root=model_root)
+    on = infer.load_synthesizer("fastspeech2", "griffin_lim", params.audio, TEXT_CFG,
+                                cfg=dataclasses.replace(base, postfilter=1.0), root=model_root)
+    phonemes = infer.split_text("Hello there.", TEXT_CFG, 150)[0].phonemes
+    a, b = off.speak_phonemes(phonemes), on.speak_phonemes(phonemes)
+    assert torch.equal(a["mel"], b["mel"]) and not torch.equal(a["audio"], b["audio"])
+
+
+@pytest.mark.parametrize("key, value", [("postfilter", -0.5), ("postfilter_width", 0.0)])
+def test_postfilter_settings_are_checked(key, value):
+    from tts.contract import ConfigError
+
+    with pytest.raises(ConfigError, match=f"synth.{key}"):
+        dataclasses.replace(infer.SynthConfig(), **{key: value}).validate("synth")
 
 
 def test_wavegrad_schedule_choice(model_root, params):
