@@ -44,7 +44,7 @@ from tts import metrics as M
 from tts import plots
 from tts.attention import alignment_scores
 from tts.inference import check_name, resolve_device, seeded
-from tts.contract import ConfigError
+from tts.contract import check as check_key
 from tts.split_lists import read_split
 from tts.featstore import FeatureStore
 from tts.mos import load_mos_predictor
@@ -127,9 +127,8 @@ class EvaluateConfig:
     figure_dpi: int = 72  # resolution of the report's figures
 
     def validate(self, key: str) -> None:
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
+        def check(ok: bool, name: str, message: str) -> None:  # name: a field of this section
+            check_key(ok, f"{key}.{name}", message)
 
         check(self.utterances >= 0, "utterances", "must be >= 0 (0 = the whole test list)")
         check(self.figure_dpi >= 1, "figure_dpi", "must be at least 1")

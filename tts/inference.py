@@ -31,7 +31,7 @@ from torch import Tensor
 import models
 from models import ACOUSTIC_MODELS, VOCODERS, NamedModel
 from tts.checkpoint import CheckpointError, load_model
-from tts.contract import ConfigError
+from tts.contract import check as check_key
 from tts.metrics import stopwatch
 from tts.text import DEFAULT_CONFIG, SIL, SP, UnspeakableTextError, phonemize_words, to_ids
 
@@ -64,9 +64,8 @@ class SynthConfig:
     device: str = "cpu"  # cpu | cuda | auto (cuda when available)
 
     def validate(self, key: str) -> None:
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ConfigError(f"params: `{key}.{name}` {message}")
+        def check(ok: bool, name: str, message: str) -> None:  # name: a field of this section
+            check_key(ok, f"{key}.{name}", message)
 
         check(self.acoustic in ACOUSTIC_MODELS, "acoustic",
               f"must be one of {list(ACOUSTIC_MODELS)}")
