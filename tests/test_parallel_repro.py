@@ -38,7 +38,7 @@ def test_critical_paths_put_the_longest_training_chain_first():
             "eval_fs2": {"fs2"}, "eval_student": {"student"}}
     chain = parallel_repro.critical_paths(deps, {"fs2": 2500, "wavenet": 600, "student": 400})
     assert chain["align"] == 2500 and chain["wavenet"] == 1000 and chain["eval_fs2"] == 0
-    # the shipped params: FastSpeech 2 (2,500 steps) heads the longest chain
+    # the shipped params: FastSpeech 2 (the most steps) heads the longest chain
     steps = parallel_repro.training_steps(REPO)
     assert steps["train_fastspeech2"] == max(steps.values())
     assert len(steps) == 7
