@@ -362,3 +362,31 @@ def test_learning_curve_trend_says_which_network_still_improves(tmp_path):
     assert any("wavegrad.steps" in a for a in facts["actions"])
     figures = C.write_curve_figures(tmp_path, tmp_path / "png", 50)
     assert set(figures) == {"wavegrad", "dctts_text2mel"}
+
+
+def test_training_scale_sets_each_budget_against_the_gpu_recipe(tmp_path):
+    """The report's "how far each network got": this run's steps x batch (x segment
+    frames for vocoders) over the GPU recipe's, from params.yaml and the shipped preset."""
+    from tts import curves as C
+    from tts.config import load_params
+    from tts.presets import apply
+
+    root = Path(__file__).resolve().parents[1]
+    here = load_params(root / "params.yaml")
+    recipe = apply(root / "presets" / "ljspeech-gpu.yaml", root / "params.yaml")
+    trends = {"fastspeech2": {"signal": "val_cer", "last": 0.07, "improving": True},
+              "wavenet": {"signal": "val_loss", "last": 7.4, "improving": False}}
+    scale = C.training_scale(trends, here, recipe)
+    fs2_train, wn_train = here.network("fastspeech2")[0], here.network("wavenet")[0]
+    fs2_full, wn_full = recipe.network("fastspeech2")[0], recipe.network("wavenet")[0]
+    assert scale["fastspeech2"]["share"] == pytest.approx(
+        fs2_train.steps * fs2_train.batch_size / (fs2_full.steps * fs2_full.batch_size))
+    assert scale["wavenet"]["share"] == pytest.approx(
+        wn_train.steps * wn_train.batch_size * wn_train.segment_frames
+        / (wn_full.steps * wn_full.batch_size * wn_full.segment_frames))
+    assert 0 < scale["wavenet"]["share"] < scale["fastspeech2"]["share"] < 1
+    line = C.scale_sentence("fastspeech2", scale["fastspeech2"], trends["fastspeech2"])
+    assert f"{fs2_full.steps:,} steps" in line and "still improving" in line
+    facts = {"scale": scale, "curves": trends}
+    assert "## How far each network got" in R.scale_list(facts)
+    assert "<li>wavenet: " in R.scale_list(facts, html_list=True)

@@ -24,7 +24,7 @@ import yaml
 import models
 
 ROOT = Path(__file__).resolve().parents[1]
-TRACKED = ["tts", "models", "stages", "dvc.yaml", "params.yaml", "pyproject.toml"]
+TRACKED = ["tts", "models", "stages", "presets", "dvc.yaml", "params.yaml", "pyproject.toml"]
 TINY_STEPS = 3
 
 # The tiny-run overrides: a small corpus and a few steps per model.

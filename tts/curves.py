@@ -6,6 +6,9 @@ logged step). Validation rows carry `val_loss` and, where the validation probe r
 CER, lower is better). `trend` reads the validation points of each signal and calls a
 network *still improving* when, for any of them, the last point is a new best by more
 than `tolerance` of the curve's range: more steps would probably still pay.
+`training_scale` sets each network's budget against the GPU recipe
+(presets/ljspeech-gpu.yaml, the papers' steps and batches): how far from its published
+scale the curve stopped.
 """
 
 from __future__ import annotations
@@ -76,6 +79,43 @@ def network_trends(folder: Path, tolerance: float = TOLERANCE) -> dict[str, dict
             result["steps_key"] = network.steps_key if network else f"{path.stem}.steps"
             out[path.stem] = result
     return out
+
+
+def examples_per_step(name: str, train) -> int:
+    """What one step trains on: utterances (text models), or mel frames of segments."""
+    if models.REGISTRY[name].data == "segments":
+        return train.batch_size * train.segment_frames
+    return train.batch_size
+
+
+def training_scale(trends: dict[str, dict], here, recipe) -> dict[str, dict]:
+    """{network: {"steps", "batch", "recipe_steps", "recipe_batch", "share", "unit"}} for
+    every network with a trend: its step budget and batch in `here` (this run's params)
+    against `recipe` (the GPU recipe's params), and the share of the recipe's training
+    examples (steps x utterances, or steps x mel frames for segment-trained networks)."""
+    out = {}
+    for name in trends:
+        if name not in models.REGISTRY:
+            continue
+        (train, _), (full, _) = here.network(name), recipe.network(name)
+        seen = train.steps * examples_per_step(name, train)
+        needed = full.steps * examples_per_step(name, full)
+        out[name] = {"steps": train.steps, "batch": train.batch_size,
+                     "recipe_steps": full.steps, "recipe_batch": full.batch_size,
+                     "share": seen / needed if needed else math.nan,
+                     "unit": "segments" if models.REGISTRY[name].data == "segments"
+                     else "utterances"}
+    return out
+
+
+def scale_sentence(name: str, scale: dict, trend: dict) -> str:
+    """One line: how far a network got, against what its paper trains."""
+    state = ("still improving: more steps pay here" if trend.get("improving")
+             else "flat over its last points")
+    return (f"{name}: {scale['steps']:,} steps of {scale['batch']} {scale['unit']}, "
+            f"{scale['share']:.2%} of the training examples of its GPU recipe "
+            f"({scale['recipe_steps']:,} steps of {scale['recipe_batch']}); "
+            f"{trend['signal']} {trend['last']:.3g}, {state}.")
 
 
 def curve_figure(rows: list[dict], title: str):

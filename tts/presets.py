@@ -40,9 +40,15 @@ def merge(base: dict, preset: dict) -> dict:
     return merged
 
 
+def apply(preset_path: Path, params_path: Path = Path("params.yaml")):
+    """The params a preset makes: `params_path` with the preset merged in, validated."""
+    preset = yaml.safe_load(Path(preset_path).read_text()) or {}
+    return parse_params(merge(yaml.safe_load(Path(params_path).read_text()), preset))
+
+
 def flags(preset_path: Path, params_path: Path = Path("params.yaml")) -> list[str]:
+    apply(preset_path, params_path)  # validates
     preset = yaml.safe_load(preset_path.read_text()) or {}
-    parse_params(merge(yaml.safe_load(params_path.read_text()), preset))  # validates
     # -S values are parsed as YAML, of which JSON is a subset
     return [f"-S {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
             for k, v in flatten(preset).items()]

@@ -373,7 +373,8 @@ def render_html(pairs: list[dict], copies: list[dict], truth: dict | None, facts
             "<h2>Learning curves</h2><p class=\"note\">Validation loss, and where logged the "
             "predicted MOS and recognizer CER of validation clips (vocoders: copy synthesis; "
             "acoustic models: their mel through Griffin-Lim), per training step. A curve still "
-            "falling at its last point means the network is under-trained.</p>" + images)
+            "falling at its last point means the network is under-trained.</p>" + images
+            + scale_list(facts, html_list=True))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -441,6 +442,22 @@ def markdown_table(rows: list[dict], names, reference: dict | None = None,
     return "\n".join(lines)
 
 
+def scale_list(facts: dict, html_list: bool = False) -> str:
+    """How far each network got against its GPU recipe: one sentence per network."""
+    scale, curves = facts.get("scale") or {}, facts.get("curves") or {}
+    lines = [C.scale_sentence(name, scale[name], curves[name]) for name in scale]
+    if not lines:
+        return ""
+    intro = ("How far each network got: its training examples here against its GPU recipe "
+             "(presets/ljspeech-gpu.yaml, the steps and batches of its paper or reference "
+             "code), the scale at which each is published as working.")
+    if html_list:
+        return (f'<h3>How far each network got</h3><p class="note">{html.escape(intro)}</p>'
+                f'<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in lines)}</ul>')
+    return "\n".join(["", "## How far each network got", "", intro, ""]
+                     + [f"- {line}" for line in lines])
+
+
 def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None,
                     facts: dict, *, missing: list[str], title: str, subtitle: str,
                     partial: list[dict] = ()) -> str:
@@ -484,6 +501,9 @@ def render_markdown(pairs: list[dict], copies: list[dict], truth: dict | None,
         lines.append(markdown_table(partial, ALL_METRICS))
     if skipped:
         lines += ["", f"Not evaluated on any sentence: {', '.join(skipped)}"]
+    scale = scale_list(facts)
+    if scale:
+        lines.append(scale)
     return "\n".join(lines) + "\n"
 
 
@@ -525,11 +545,13 @@ class Report:
 
 def write_report(found: E.Gathered, cfg, *, report: Path, summary: Path, metrics: Path,
                  utterances: Path, curves: Path | None = None, corpus: str = "",
-                 sample_rate: int = 0) -> Report:
+                 sample_rate: int = 0, params=None, recipe=None) -> Report:
     """Compare the gathered rows (`tts.evaluation.compare`), read the training curves
     (`curves`: the DVC plots TSVs) and write the HTML report, its Markdown summary, the
     DVC metrics JSON and every shown row's per-utterance lines in one CSV. `cfg`: the
-    `evaluate:` section; `corpus` and `sample_rate` go into the subtitle."""
+    `evaluate:` section; `corpus` and `sample_rate` go into the subtitle; `params` (this
+    run's) and `recipe` (the GPU recipe's, `tts.presets.apply`) set each network's budget
+    against its published scale (`tts.curves.training_scale`)."""
     table = E.compare(found.pairs, found.copies, found.truth, cfg)
     pairs, copies, truth = table["pairs"], table["copies"], table["truth"]
     partial = table["partial_pairs"] + table["partial_copies"]
@@ -541,6 +563,8 @@ def write_report(found: E.Gathered, cfg, *, report: Path, summary: Path, metrics
         facts = verdict(pairs, copies, truth, cfg.rank_by, curves=trends,
                         intelligible_wer_gap=cfg.intelligible_wer_gap)
         facts["truth_copies"] = table["truth_copies"]
+        if trends and params is not None and recipe is not None:
+            facts["scale"] = C.training_scale(trends, params, recipe)
         n = truth["n"] if truth else max(r["n"] for r in pairs + copies)
         subtitle = (f"{n} held-out test sentences shared by every ranked row · corpus "
                     f"{corpus} · {sample_rate} Hz · best pair = rank 1")
