@@ -18,7 +18,6 @@ from tts.config import ConfigError
 
 PARAMS_FILE = Path("params.yaml")
 HELP = {  # what each path flag is, in every stage's --help
-    "recipe": "preset whose budgets the report measures each network against",
     "corpus": "LJSpeech-layout corpus", "split": "folder of split lists",
     "features": "feature store", "align": "alignment folder",
     "models": "folder of finished models",

@@ -15,6 +15,7 @@ report, not an error.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -54,8 +55,11 @@ def run(params, *, pairs: Path, vocoders: Path, ground_truth: Path, report: Path
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", type=Path,
+                        help="preset whose budgets the report measures each network against")
     args = arguments(__doc__, "pairs vocoders ground_truth report summary metrics utterances",
-                     optional="curves recipe")
+                     optional="curves", parser=parser)
     with known_errors("evaluate", ValueError):
         metrics = run(load_params(args.params), params_path=args.params,
                       **{k: v for k, v in vars(args).items() if k != "params"})
