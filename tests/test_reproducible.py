@@ -159,3 +159,16 @@ def test_truncated_newest_checkpoint_is_set_aside(tmp_path, data, reference):
     assert previous.name in out.split("resumed from")[1].splitlines()[0]
     assert (checkpoints / "corrupt" / newest.name).exists()
     assert sha256(model_file(repo)) == sha256(model_file(reference))
+
+
+def test_run_killed_after_its_last_checkpoint_writes_the_same_bytes(tmp_path, data, reference):
+    """Killed between the final checkpoint and the model file: the re-run resumes at the
+    last step and only exports, and the file and learning curve are the uninterrupted
+    run's (the metrics stored in the file once gained `train_val_*` copies here)."""
+    repo = checkout(tmp_path / "repo", data)
+    shutil.copytree(reference / "data" / "checkpoints" / NETWORK,
+                    repo / "data" / "checkpoints" / NETWORK)
+    out = finish(start(repo))
+    assert f"at step {STEPS}" in out
+    assert sha256(model_file(repo)) == sha256(model_file(reference))
+    assert (repo / "plots.tsv").read_text() == (reference / "plots.tsv").read_text()

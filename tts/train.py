@@ -42,6 +42,7 @@ NON_SEMANTIC_FIELDS = ("log_every", "val_every", "checkpoint_every", "keep_check
 # same params and data give the same bytes (they still go to the metrics JSON and MLflow).
 TIMING_METRICS = ("steps_per_second",)
 STALE_DIR = "stale"  # checkpoints of another config are moved here, never mixed in
+VAL_PREFIX = "val_"  # validation metrics' names in logs, plots and the model file
 CORRUPT_DIR = "corrupt"  # unreadable checkpoints are moved here; resume uses an older one
 
 
@@ -335,7 +336,7 @@ class Trainer:
         if self.listen and self.rank == 0:
             sums |= self.listen(self.model, self.data.val_batches)
         self.model.train()
-        return {f"val_{k}": v for k, v in sums.items()}
+        return {f"{VAL_PREFIX}{k}": v for k, v in sums.items()}
 
     def fit(self, stop_at: int | None = None) -> dict[str, Any]:
         """Train to `train.steps`; `stop_at` ends early after a checkpoint at that step,
@@ -376,10 +377,15 @@ class Trainer:
         if self.world > 1:  # BatchNorm statistics drift per rank: rank 0's are the model's
             for buffer in self.model.buffers():
                 torch.distributed.broadcast(buffer, src=0)
-        if not val:  # resumed at the end: still report validation
+        if not val and not latest and self.history:
+            # resumed at the end (killed between the last checkpoint and the model file):
+            # the last logged row holds that step's losses and validation, so the model
+            # file is the one an uninterrupted run writes
+            last = self.history[-1]
+            val = {k: v for k, v in last.items() if k.startswith(VAL_PREFIX)}
+            latest = {k: v for k, v in last.items() if k not in ("step", "lr") and k not in val}
+        if not val:  # nothing logged: still report validation
             val = self.validate()
-        if not latest and self.history:  # resumed at the end: the last logged step's losses
-            latest = {k: v for k, v in self.history[-1].items() if k not in ("step", "lr")}
         elapsed = time.perf_counter() - started
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         metrics = {"step": self.step, "parameters": n_params,
