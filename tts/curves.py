@@ -88,11 +88,18 @@ def examples_per_step(name: str, train) -> int:
     return train.batch_size
 
 
+def batch_words(name: str, train) -> str:
+    """A step's batch in words: "8 utterances", or "4 segments of 8 frames"."""
+    if models.REGISTRY[name].data == "segments":
+        return f"{train.batch_size} segments of {train.segment_frames} frames"
+    return f"{train.batch_size} utterances"
+
+
 def training_scale(trends: dict[str, dict], here, recipe) -> dict[str, dict]:
-    """{network: {"steps", "batch", "recipe_steps", "recipe_batch", "share", "unit"}} for
-    every network with a trend: its step budget and batch in `here` (this run's params)
-    against `recipe` (the GPU recipe's params), and the share of the recipe's training
-    examples (steps x utterances, or steps x mel frames for segment-trained networks)."""
+    """{network: {"steps", "batch", "recipe_steps", "recipe_batch", "share"}} for every
+    network with a trend: its step budget and batch (in words) in `here` (this run's
+    params) against `recipe` (the GPU recipe's params), and the share of the recipe's
+    training examples it saw (steps x utterances, or steps x segment frames)."""
     out = {}
     for name in trends:
         if name not in models.REGISTRY:
@@ -100,11 +107,9 @@ def training_scale(trends: dict[str, dict], here, recipe) -> dict[str, dict]:
         (train, _), (full, _) = here.network(name), recipe.network(name)
         seen = train.steps * examples_per_step(name, train)
         needed = full.steps * examples_per_step(name, full)
-        out[name] = {"steps": train.steps, "batch": train.batch_size,
-                     "recipe_steps": full.steps, "recipe_batch": full.batch_size,
-                     "share": seen / needed if needed else math.nan,
-                     "unit": "segments" if models.REGISTRY[name].data == "segments"
-                     else "utterances"}
+        out[name] = {"steps": train.steps, "batch": batch_words(name, train),
+                     "recipe_steps": full.steps, "recipe_batch": batch_words(name, full),
+                     "share": seen / needed if needed else math.nan}
     return out
 
 
@@ -112,8 +117,8 @@ def scale_sentence(name: str, scale: dict, trend: dict) -> str:
     """One line: how far a network got, against what its paper trains."""
     state = ("still improving: more steps pay here" if trend.get("improving")
              else "flat over its last points")
-    return (f"{name}: {scale['steps']:,} steps of {scale['batch']} {scale['unit']}, "
-            f"{scale['share']:.2%} of the training examples of its GPU recipe "
+    return (f"{name}: {scale['steps']:,} steps of {scale['batch']}, "
+            f"{100 * scale['share']:.2g}% of the training examples of its GPU recipe "
             f"({scale['recipe_steps']:,} steps of {scale['recipe_batch']}); "
             f"{trend['signal']} {trend['last']:.3g}, {state}.")
 

@@ -448,9 +448,9 @@ def scale_list(facts: dict, html_list: bool = False) -> str:
     lines = [C.scale_sentence(name, scale[name], curves[name]) for name in scale]
     if not lines:
         return ""
-    intro = ("How far each network got: its training examples here against its GPU recipe "
-             "(presets/ljspeech-gpu.yaml, the steps and batches of its paper or reference "
-             "code), the scale at which each is published as working.")
+    intro = ("Each network's training here against its GPU recipe (presets/ljspeech-gpu.yaml: "
+             "the steps and batches of its paper or reference code, the scale at which it "
+             "is published as working), and where its validation curve ended.")
     if html_list:
         return (f'<h3>How far each network got</h3><p class="note">{html.escape(intro)}</p>'
                 f'<ul>{"".join(f"<li>{html.escape(line)}</li>" for line in lines)}</ul>')
