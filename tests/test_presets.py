@@ -47,3 +47,16 @@ def test_gpu_recipe_is_ljspeech_bf16_paper_size_all_test_sentences():
     architecture = {k for k in per_network if k.rsplit(".", 1)[1] not in
                     ("log_every", "val_every", "checkpoint_every", "precision")}
     assert {k: networks.get(k) for k in architecture} == {k: per_network[k] for k in architecture}
+
+
+@pytest.mark.parametrize("text,expected", [(None, "not found"), ("a: [1,\n", "not valid YAML"),
+                                           ("- 1\n", "must be a mapping")])
+def test_unreadable_preset_is_refused_by_name(tmp_path, text, expected):
+    from tts.presets import apply
+
+    path = tmp_path / "recipe.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ConfigError, match=expected) as info:
+        apply(path, ROOT / "params.yaml")
+    assert str(path) in str(info.value)

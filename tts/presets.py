@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from tts.config import parse_params
+from tts.config import ConfigError, parse_params
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -42,7 +42,15 @@ def merge(base: dict, preset: dict) -> dict:
 
 def apply(preset_path: Path, params_path: Path = Path("params.yaml")):
     """The params a preset makes: `params_path` with the preset merged in, validated."""
-    preset = yaml.safe_load(Path(preset_path).read_text()) or {}
+    if not Path(preset_path).is_file():
+        raise ConfigError(f"preset {preset_path} not found; give a file under presets/ "
+                          f"(e.g. presets/ljspeech-gpu.yaml)")
+    try:
+        preset = yaml.safe_load(Path(preset_path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"preset {preset_path} is not valid YAML: {exc}") from exc
+    if not isinstance(preset, dict):
+        raise ConfigError(f"preset {preset_path} must be a mapping of params sections")
     return parse_params(merge(yaml.safe_load(Path(params_path).read_text()), preset))
 
 
