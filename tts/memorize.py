@@ -119,3 +119,26 @@ def log_mel_distance(audio: torch.Tensor | np.ndarray, reference: torch.Tensor |
     n = min(a.shape[-1], r.shape[-1])
     return float((mel_spectrogram(a[:n], audio_cfg) - mel_spectrogram(r[:n], audio_cfg))
                  .abs().mean())
+
+
+def linear_prediction_bits(audio: np.ndarray | torch.Tensor, order: int, bits: int = 16
+                           ) -> float:
+    """Bits per sample that the best order-`order` linear predictor, fitted to this very
+    clip by least squares, needs with one logistic for its residuals, on the 2**bits grid
+    of [-1, 1]: the reference for a sample-level model's teacher-forced NLL
+    (`bits_per_sample`). Order 0 predicts the clip's mean; on LJ001-0002 orders 0 / 1 / 32
+    score 13.4 / 11.2 / 10.3 bits. A model below order 1 uses more of the past than
+    the last sample; the clip is memorized well below order 32."""
+    x = np.asarray(audio, dtype=np.float64)
+    target = x[order:]
+    if order:
+        past = np.stack([x[order - k:len(x) - k] for k in range(1, order + 1)], axis=1)
+        weights, *_ = np.linalg.lstsq(past, target, rcond=None)
+        residual = target - past @ weights
+    else:
+        residual = target - target.mean()
+    scale = max(np.abs(residual).mean() / (2 * np.log(2)), 1e-12)  # logistic: E|e| = 2s ln 2
+    u = np.abs(residual) / scale
+    nats = np.mean(u + 2 * np.log1p(np.exp(-u))) + np.log(scale)  # -log density, mean
+    bin_width = 2.0 / (2 ** bits - 1)
+    return float((nats - np.log(bin_width)) / np.log(2))
