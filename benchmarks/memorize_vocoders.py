@@ -16,9 +16,10 @@ and scores it: log-mel L1 to the recording, Whisper tiny.en WER against the tran
 and DistillMOS. A vocoder passes when WER <= 0.2 and its MOS is within 0.5 of
 Griffin-Lim's (32 iterations) on the same clip; training stops at the first pass or
 when `--minutes` of training (or `--max-steps`) are spent. The Parallel WaveNet student
-distills from the WaveNet teacher trained just before it on the same clip. Clips: LJ001-0002 from ../shared/data/ljspeech-mini and the
-first utterance of a builtin corpus synthesized with the default `data.builtin` params
-(engine included; 2 utterances, the first is used).
+distills from the WaveNet teacher trained just before it on the same clip. Clips:
+LJ001-0002 from ../shared/data/ljspeech-mini and the first utterance of a builtin corpus
+synthesized with the default `data.builtin` params (engine included; 2 utterances, the
+first is used).
 
 Rows: one per vocoder and clip, with the steps and training minutes at the pass (or at
 the end), the scores there, the recording's and Griffin-Lim's scores for reference, and
