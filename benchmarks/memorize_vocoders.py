@@ -48,8 +48,8 @@ import models
 from benchmarks.harness import print_table, write_results
 from tts.audio import griffin_lim
 from tts.config import BuiltinCorpusConfig, load_params
-from tts.memorize import (clip_data, clip_features, copy_synthesis, log_mel_distance,
-                          quick_train_config)
+from tts.memorize import (clip_data, clip_features, clip_loss, copy_synthesis,
+                          log_mel_distance, quick_train_config)
 from tts.train import RunPaths, Trainer, seed_everything
 
 NAME = "memorize_vocoders"
@@ -143,16 +143,6 @@ def with_settings(name: str, train_cfg, model_cfg, settings: dict):
     return train_cfg, model_cfg
 
 
-@torch.no_grad()
-def clip_loss(model: torch.nn.Module, data) -> dict[str, float]:
-    """The network's own loss terms on the whole clip (teacher-forced for the WaveNet: its
-    NLL and bits per sample), drawn with a fixed seed and leaving the training RNG alone."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        terms = model.loss(data.val_batches[0])
-    return {k: float(v) for k, v in terms.items() if torch.is_tensor(v) and v.numel() == 1}
-
-
 def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, args,
              workdir: Path, teacher=None) -> tuple[dict, torch.nn.Module]:
     """Train `name` on the clip until it passes or the budget ends; the result row."""
@@ -176,6 +166,7 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
         wall += time.perf_counter() - started_wall
         audio = copy_synthesis(trainer.model.eval(), clip["feats"]["mel"], seed=0)
         score = judge(audio, clip["text"])
+        own_loss = clip_loss(trainer.model, clip["feats"]["audio"], clip["feats"]["mel"])
         row = {"vocoder": name, "clip": clip["clip"], "params_M": params_count / 1e6,
                "settings": settings, "steps": stop, "train_min": trained / 60,
                "wall_min": wall / 60,
@@ -183,7 +174,7 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
                "wer": score["wer"], "mos": score["mos"], "gl_mos": reference_mos,
                "passed": bool(score["wer"] <= MAX_WER
                               and score["mos"] >= reference_mos - MAX_MOS_GAP),
-               "heard": score["heard"], "clip_loss": clip_loss(trainer.model, data)}
+               "heard": score["heard"], "clip_loss": own_loss}
         curve.append({k: row[k] for k in CURVE_FIELDS})
         row["curve"] = curve
         print(f"  {name} on {clip['clip']}: step {stop}, {trained / 60:.1f} min, log-mel L1 "

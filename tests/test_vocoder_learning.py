@@ -42,7 +42,7 @@ import torch
 
 from tts.audio import griffin_lim
 from tts.config import load_params
-from tts.memorize import (clip_features, copy_synthesis, linear_prediction_bits,
+from tts.memorize import (clip_features, clip_loss, copy_synthesis, linear_prediction_bits,
                           log_mel_distance, quick_train_config, train_on_clip)
 import models
 
@@ -94,9 +94,7 @@ def test_wavegrad_learns_one_clip(clip, tmp_path):
 
 def teacher_forced_bits(model, audio, mel) -> float:
     """The WaveNet's NLL of the clip given its true past, in bits per sample."""
-    batch = {"audio": torch.as_tensor(audio)[None], "mel": torch.as_tensor(mel)[None]}
-    with torch.no_grad():
-        return float(model.loss(batch)["bits_per_sample"])
+    return clip_loss(model, audio, mel)["bits_per_sample"]
 
 
 def test_wavenet_learns_to_predict_the_clip_from_its_past_and_its_mel(clip, tmp_path):

@@ -36,6 +36,7 @@ from tts.digest import fingerprint
 from tts.train import RunPaths, Trainer, seed_everything
 
 DEFAULT_COPIES = 8  # the clip repeated this many times: one batch of random windows
+MIN_RESIDUAL_SCALE = 1e-12  # a silent clip's predictor: keeps log(scale) finite
 
 
 class ClipStore:
@@ -111,6 +112,20 @@ def copy_synthesis(model: torch.nn.Module, mel: np.ndarray | torch.Tensor, seed:
         return model.generate(mel[None])[0].float()
 
 
+@torch.no_grad()
+def clip_loss(model: torch.nn.Module, audio: np.ndarray | torch.Tensor,
+              mel: np.ndarray | torch.Tensor, seed: int = 0) -> dict[str, float]:
+    """The network's own scalar loss terms on a whole clip, audio (T * hop,) with its mel
+    (n_mels, T): teacher-forced for the WaveNet (its NLL and `bits_per_sample`). Any noise
+    the loss draws is seeded; the caller's RNG state is left as it was."""
+    batch = {"audio": torch.as_tensor(audio, dtype=torch.float32)[None],
+             "mel": torch.as_tensor(mel, dtype=torch.float32)[None]}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        terms = model.loss(batch)
+    return {k: float(v) for k, v in terms.items() if torch.is_tensor(v) and v.numel() == 1}
+
+
 def log_mel_distance(audio: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray,
                      audio_cfg) -> float:
     """Mean |log-mel(audio) - log-mel(reference)| over bins and frames (nats)."""
@@ -137,7 +152,7 @@ def linear_prediction_bits(audio: np.ndarray | torch.Tensor, order: int, bits: i
         residual = target - past @ weights
     else:
         residual = target - target.mean()
-    scale = max(np.abs(residual).mean() / (2 * np.log(2)), 1e-12)  # logistic: E|e| = 2s ln 2
+    scale = max(np.abs(residual).mean() / (2 * np.log(2)), MIN_RESIDUAL_SCALE)  # E|e| = 2s ln 2
     u = np.abs(residual) / scale
     nats = np.mean(u + 2 * np.log1p(np.exp(-u))) + np.log(scale)  # -log density, mean
     bin_width = 2.0 / (2 ** bits - 1)
