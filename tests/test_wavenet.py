@@ -145,6 +145,22 @@ def test_loss_rejects_mismatched_batch():
         model.loss(batch)
 
 
+def test_input_noise_corrupts_only_the_past_it_reads_in_training():
+    """`input_noise` perturbs the network's input while training; evaluation (eval mode)
+    sees the clean audio, and 0 draws nothing (same bytes as before the option)."""
+    clean, noisy = tiny(), tiny(input_noise=0.01)
+    noisy.load_state_dict(clean.state_dict())
+    batch = segment(clean, 6)
+    torch.manual_seed(3)
+    reference = clean.loss(batch)["nll"]
+    torch.manual_seed(3)
+    assert torch.equal(clean.loss(batch)["nll"], reference)  # 0: plain teacher forcing
+    assert not torch.equal(noisy.loss(batch)["nll"], reference)
+    torch.testing.assert_close(noisy.eval().loss(batch)["nll"], reference)
+    with pytest.raises(ConfigError, match="input_noise"):
+        WaveNetConfig(input_noise=-0.1).validate("wavenet")
+
+
 def real_clip(corpus, frames: int, audio_cfg: AudioConfig) -> dict:
     from tts.audio import load_wav, mel_spectrogram
 
