@@ -47,7 +47,7 @@ import yaml
 import models
 from benchmarks.harness import print_table, write_results
 from tts.audio import griffin_lim
-from tts.config import BuiltinCorpusConfig, load_params
+from tts.config import BuiltinCorpusConfig, build, load_params, to_dict
 from tts.memorize import (clip_data, clip_features, clip_loss, copy_synthesis,
                           log_mel_distance, quick_train_config)
 from tts.train import RunPaths, Trainer, seed_everything
@@ -135,12 +135,10 @@ def with_settings(name: str, train_cfg, model_cfg, settings: dict):
     unknown = set(settings) - train_fields - model_fields
     if unknown:
         raise SystemExit(f"--set {name}.{sorted(unknown)[0]}: no such field of {name}")
-    train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in settings.items()
-                                                  if k in train_fields})
-    model_cfg = dataclasses.replace(model_cfg, **{k: v for k, v in settings.items()
-                                                  if k in model_fields})
-    model_cfg.validate(name)
-    return train_cfg, model_cfg
+    # rebuilt through the params loader: types, choices and ranges checked as in params.yaml
+    return tuple(build(type(cfg), {**to_dict(cfg), **{k: v for k, v in settings.items()
+                                                      if k in fields}}, name)
+                 for cfg, fields in ((train_cfg, train_fields), (model_cfg, model_fields)))
 
 
 def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, args,
@@ -159,16 +157,18 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
                       teacher=teacher, quiet=True)
     trained, wall, row, curve = 0.0, 0.0, {}, []
     params_count = sum(p.numel() for p in model.parameters())
+    sampling = {"temperature": args.temperature} if models.named(name).sampling else {}
     for stop in range(args.eval_every, args.max_steps + 1, args.eval_every):
         started, started_wall = time.process_time(), time.perf_counter()
         trainer.fit(stop_at=stop)
         trained += time.process_time() - started
         wall += time.perf_counter() - started_wall
-        audio = copy_synthesis(trainer.model.eval(), clip["feats"]["mel"], seed=0)
+        audio = copy_synthesis(trainer.model.eval(), clip["feats"]["mel"], seed=0,
+                               **sampling)
         score = judge(audio, clip["text"])
         own_loss = clip_loss(trainer.model, clip["feats"]["audio"], clip["feats"]["mel"])
         row = {"vocoder": name, "clip": clip["clip"], "params_M": params_count / 1e6,
-               "settings": settings, "steps": stop, "train_min": trained / 60,
+               "settings": settings, **sampling, "steps": stop, "train_min": trained / 60,
                "wall_min": wall / 60,
                "log_mel_l1": log_mel_distance(audio, clip["feats"]["audio"], audio_cfg),
                "wer": score["wer"], "mos": score["mos"], "gl_mos": reference_mos,
@@ -197,6 +197,8 @@ def main() -> None:
                         help="the run's length: the lr schedule spans it")
     parser.add_argument("--set", nargs="*", default=[], dest="settings",
                         help="NETWORK.FIELD=VALUE: change a training or architecture field")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling vocoders' noise scale in copy synthesis (synth.temperature)")
     parser.add_argument("--results", default=NAME,
                         help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args()

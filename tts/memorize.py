@@ -103,13 +103,14 @@ def quick_train_config(train_cfg, **overrides):
 
 
 @torch.no_grad()
-def copy_synthesis(model: torch.nn.Module, mel: np.ndarray | torch.Tensor, seed: int = 0
-                   ) -> torch.Tensor:
-    """Vocode a mel (n_mels, T) with any vocoder's `generate`: audio (T * hop,)."""
+def copy_synthesis(model: torch.nn.Module, mel: np.ndarray | torch.Tensor, seed: int = 0,
+                   **options) -> torch.Tensor:
+    """Vocode a mel (n_mels, T) with any vocoder's `generate` (`options` go to it, e.g. a
+    sampling vocoder's `temperature`): audio (T * hop,)."""
     mel = torch.as_tensor(mel, dtype=torch.float32)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return model.generate(mel[None])[0].float()
+        return model.generate(mel[None], **options)[0].float()
 
 
 @torch.no_grad()
