@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -74,8 +75,6 @@ GPU_SETTINGS = {
 
 def pack(args) -> None:
     """DIR/split + DIR/features (mel, audio) -> OUT/split + OUT/features.npz (audio int16)."""
-    import shutil
-
     data, out = Path(args.data), Path(args.out)
     store = FeatureStore(data / "features")
     out.mkdir(parents=True, exist_ok=True)
@@ -147,21 +146,24 @@ def sized_run(name: str, params, train_cfg, model_cfg, data_dir: Path, work: Pat
 
 @torch.no_grad()
 def vocode(name: str, model: torch.nn.Module, items: list[dict], hop: int, seconds: float,
-           device: torch.device) -> tuple[dict[str, np.ndarray], dict]:
+           device: torch.device, temperature: float = 1.0
+           ) -> tuple[dict[str, np.ndarray], dict]:
     """Copy synthesis of `items`; the WaveNet only of the shortest that fit `seconds`."""
     model = model.eval().to(device)
+    options = {"temperature": temperature} if models.named(name).sampling else {}
     out, started = {}, time.perf_counter()
     if not models.named(name).slow:
         for u in items:
             torch.manual_seed(0)
-            out[u["id"]] = model.generate(torch.from_numpy(u["mel"])[None].to(device))[0]
+            out[u["id"]] = model.generate(torch.from_numpy(u["mel"])[None].to(device),
+                                          **options)[0]
     elif seconds > 0:
         torch.manual_seed(0)
         t0 = time.perf_counter()  # time the sampler on a short batch, then size the real one
         model.generate(torch.from_numpy(items[0]["mel"][:, :PROBE_FRAMES])[None].to(device))
         per_frame = (time.perf_counter() - t0) / PROBE_FRAMES
         longest = seconds / per_frame  # frames that fit
-        chosen = [u for u in items if u["mel"].shape[-1] <= longest] or items[:0]
+        chosen = [u for u in items if u["mel"].shape[-1] <= longest]
         if chosen:
             frames = max(u["mel"].shape[-1] for u in chosen)
             pad = float(min(u["mel"].min() for u in chosen))
@@ -169,10 +171,10 @@ def vocode(name: str, model: torch.nn.Module, items: list[dict], hop: int, secon
             for i, u in enumerate(chosen):
                 mel[i, :, :u["mel"].shape[-1]] = torch.from_numpy(u["mel"])
             torch.manual_seed(0)
-            audio = model.generate(mel.to(device))  # causal: padding after a clip is harmless
+            audio = model.generate(mel.to(device), **options)  # causal: padding is harmless
             for i, u in enumerate(chosen):
                 out[u["id"]] = audio[i, :u["mel"].shape[-1] * hop]
-    info = {"generate_s": time.perf_counter() - started, "vocoded": list(out)}
+    info = {"generate_s": time.perf_counter() - started, "vocoded": list(out), **options}
     return {k: v.float().cpu().numpy() for k, v in out.items()}, info
 
 
@@ -201,7 +203,6 @@ def train(args) -> None:
                  "history": trainer.history}
         trainer.fit()  # at the end already: writes nothing new, returns the final metrics
         if args.keep_model:  # to vocode elsewhere (the WaveNet's sampler is launch-bound)
-            import shutil
             shutil.copy(Path(work) / f"{args.vocoder}.pt", out / f"{args.vocoder}.pt")
         items = test_items(data, args.utterances)
         audio, gen = vocode(args.vocoder, trainer.model, items, params.audio.hop_length,
@@ -226,11 +227,20 @@ def vocode_here(args) -> None:
     with tempfile.TemporaryDirectory() as work:
         items = test_items(unpacked(Path(args.data), Path(work)), args.utterances)
     audio, gen = vocode(loaded.name, loaded.model, items, params.audio.hop_length,
-                        float("inf"), torch.device("cpu"))
-    np.savez_compressed(run_file.with_suffix(".npz"), **audio)
+                        float("inf"), torch.device("cpu"), args.temperature)
     info = json.loads(run_file.read_text()) | gen | {"vocoded_on": "cpu"}
+    if args.out:  # a variant of the run (another temperature), scored as its own system
+        info["label"] = f"{loaded.name}_t{args.temperature:g}"
+        run_file = Path(args.out) / f"{info['label']}.json"
+        run_file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(run_file.with_suffix(".npz"), **audio)
     run_file.write_text(json.dumps(info, indent=1, default=str))
     print(f"{loaded.name}: vocoded {len(audio)} utterances in {gen['generate_s']:.0f} s")
+
+
+def label(run: dict) -> str:
+    """A run's name in the scores: the vocoder, or a variant's label (`vocode --out`)."""
+    return run.get("label", run["vocoder"])
 
 
 def score(args) -> None:
@@ -244,7 +254,7 @@ def score(args) -> None:
     for run_file in (f for d in args.runs for f in sorted(Path(d).glob("*.json"))):
         runs.append(json.loads(run_file.read_text()))
         if run_file.with_suffix(".npz").is_file():
-            audio[runs[-1]["vocoder"]] = dict(np.load(run_file.with_suffix(".npz")))
+            audio[label(runs[-1])] = dict(np.load(run_file.with_suffix(".npz")))
     with tempfile.TemporaryDirectory() as work:
         items = test_items(unpacked(Path(args.data), Path(work)), args.utterances)
     rows = []
@@ -262,9 +272,9 @@ def score(args) -> None:
                   f"heard {s['heard']!r}", flush=True)
     table = []
     for run in [{"vocoder": "recording"}, {"vocoder": "griffin_lim"}] + runs:
-        mine = [r for r in rows if r["system"] == run["vocoder"]]
+        mine = [r for r in rows if r["system"] == label(run)]
         ids = {r["id"] for r in mine}
-        table.append({"system": run["vocoder"], "n": len(mine),
+        table.append({"system": label(run), "n": len(mine),
                       **{k: float(np.mean([r[k] for r in mine])) for k in
                          ("log_mel_l1", "wer", "mos")},
                       "gl_mos_same_utts": float(np.mean(
@@ -317,6 +327,8 @@ def main() -> None:
     v.add_argument("--model", required=True, help="NAME.pt from `train --keep-model`")
     v.add_argument("--data", required=True)
     v.add_argument("--utterances", type=int, default=8)
+    v.add_argument("--temperature", type=float, default=1.0, help="sampling noise scale")
+    v.add_argument("--out", help="write a variant here (default: next to the model)")
     s = sub.add_parser("score", help="score trained runs' audio (Whisper, DistillMOS)")
     s.add_argument("--data", required=True)
     s.add_argument("--runs", nargs="+", required=True, help="folders of `train` outputs")

@@ -191,4 +191,9 @@ def test_transcript_check_drops_mislabeled_clips(mini_corpus, tmp_path):
     assert all("heard" in d for d in dropped["detail"])
     check = report["transcript_check"]
     assert check["checked"] == 6 and report["kept"] == 4
-    assert check["wall_seconds_per_audio_hour"] > 0
+    # same corpus, same params, same bytes: no wall time in the cached output
+    again = run(cfg, SR, corpus_dir=root, out=tmp_path / "split_again")
+    assert again == report
+    for name in ("report.json", "train.tsv", "dropped.tsv"):
+        assert ((tmp_path / "split" / name).read_bytes()
+                == (tmp_path / "split_again" / name).read_bytes())
