@@ -179,6 +179,8 @@ def vocode(name: str, model: torch.nn.Module, items: list[dict], hop: int, secon
 
 
 def train(args) -> None:
+    """Train one vocoder for `--minutes` of wall time, vocode the test utterances, save
+    OUT/NAME.json (recipe, steps, curve) and OUT/NAME.npz (audio by utterance id)."""
     params = load_params(ROOT / "params.yaml")
     items = [f"{args.vocoder}.{s}" for s in GPU_SETTINGS[args.vocoder]] + args.settings
     settings = parse_settings(items)[args.vocoder]
@@ -201,7 +203,7 @@ def train(args) -> None:
                   f"{ {k: round(v, 4) for k, v in last.items() if k != 'step'} }", flush=True)
         info |= {"train_min": (time.perf_counter() - started) / 60,
                  "history": trainer.history}
-        trainer.fit()  # at the end already: writes nothing new, returns the final metrics
+        trainer.fit()  # at the last step already: writes the model file (stop_at did not)
         if args.keep_model:  # to vocode elsewhere (the WaveNet's sampler is launch-bound)
             shutil.copy(Path(work) / f"{args.vocoder}.pt", out / f"{args.vocoder}.pt")
         items = test_items(data, args.utterances)
