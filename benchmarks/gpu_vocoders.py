@@ -45,9 +45,9 @@ from benchmarks.harness import print_table, write_results
 from benchmarks.memorize_vocoders import parse_settings, with_settings
 from tts.config import load_params
 from tts.data import build_train_data
+from tts.evaluation import test_utterances
 from tts.featstore import STATS_FILE, FeatureStore, write_store
 from tts.memorize import log_mel_distance, quick_train_config
-from tts.split_lists import read_split
 from tts.train import RunPaths, Trainer, seed_everything
 
 NAME = "gpu_vocoders"
@@ -104,18 +104,6 @@ def unpacked(data: Path, work: Path) -> Path:
     return work
 
 
-def test_items(data: Path, limit: int) -> list[dict]:
-    """The first `limit` test utterances, shortest first: {"id", "text", "mel", "audio"}."""
-    store = FeatureStore(data / "features")
-    items = []
-    for e in read_split(data / "split" / "test.tsv")[:limit]:
-        feats = store[e.id]
-        items.append({"id": e.id, "text": e.normalized, "seconds": e.duration,
-                      "mel": np.asarray(feats["mel"], np.float32),
-                      "audio": np.asarray(feats["audio"], np.float32)})
-    return sorted(items, key=lambda u: (u["seconds"], u["id"]))
-
-
 def sized_run(name: str, params, train_cfg, model_cfg, data_dir: Path, work: Path,
               minutes: float) -> tuple[Trainer, dict]:
     """A Trainer whose `steps` fill `minutes` of wall time at the probed step time."""
@@ -155,25 +143,24 @@ def vocode(name: str, model: torch.nn.Module, items: list[dict], hop: int, secon
     if not models.named(name).slow:
         for u in items:
             torch.manual_seed(0)
-            out[u["id"]] = model.generate(torch.from_numpy(u["mel"])[None].to(device),
-                                          **options)[0]
+            out[u.id] = model.generate(torch.from_numpy(u.mel)[None].to(device), **options)[0]
     elif seconds > 0:
         torch.manual_seed(0)
         t0 = time.perf_counter()  # time the sampler on a short batch, then size the real one
-        model.generate(torch.from_numpy(items[0]["mel"][:, :PROBE_FRAMES])[None].to(device))
+        model.generate(torch.from_numpy(items[0].mel[:, :PROBE_FRAMES])[None].to(device))
         per_frame = (time.perf_counter() - t0) / PROBE_FRAMES
         longest = seconds / per_frame  # frames that fit
-        chosen = [u for u in items if u["mel"].shape[-1] <= longest]
+        chosen = [u for u in items if u.mel.shape[-1] <= longest]
         if chosen:
-            frames = max(u["mel"].shape[-1] for u in chosen)
-            pad = float(min(u["mel"].min() for u in chosen))
-            mel = torch.full((len(chosen), chosen[0]["mel"].shape[0], frames), pad)
+            frames = max(u.mel.shape[-1] for u in chosen)
+            pad = float(min(u.mel.min() for u in chosen))
+            mel = torch.full((len(chosen), chosen[0].mel.shape[0], frames), pad)
             for i, u in enumerate(chosen):
-                mel[i, :, :u["mel"].shape[-1]] = torch.from_numpy(u["mel"])
+                mel[i, :, :u.mel.shape[-1]] = torch.from_numpy(u.mel)
             torch.manual_seed(0)
             audio = model.generate(mel.to(device), **options)  # causal: padding is harmless
             for i, u in enumerate(chosen):
-                out[u["id"]] = audio[i, :u["mel"].shape[-1] * hop]
+                out[u.id] = audio[i, :u.mel.shape[-1] * hop]
     info = {"generate_s": time.perf_counter() - started, "vocoded": list(out), **options}
     return {k: v.float().cpu().numpy() for k, v in out.items()}, info
 
@@ -206,7 +193,7 @@ def train(args) -> None:
         trainer.fit()  # at the last step already: writes the model file (stop_at did not)
         if args.keep_model:  # to vocode elsewhere (the WaveNet's sampler is launch-bound)
             shutil.copy(Path(work) / f"{args.vocoder}.pt", out / f"{args.vocoder}.pt")
-        items = test_items(data, args.utterances)
+        items = test_utterances(data / "split", data / "features", args.utterances)
         audio, gen = vocode(args.vocoder, trainer.model, items, params.audio.hop_length,
                             args.generate_minutes * 60, device)
     info |= gen | {"vocoder": args.vocoder, "settings": settings, "device":
@@ -227,7 +214,8 @@ def vocode_here(args) -> None:
     loaded = ckpt.load_model(args.model)
     run_file = Path(args.model).with_suffix(".json")
     with tempfile.TemporaryDirectory() as work:
-        items = test_items(unpacked(Path(args.data), Path(work)), args.utterances)
+        data = unpacked(Path(args.data), Path(work))
+        items = test_utterances(data / "split", data / "features", args.utterances)
     audio, gen = vocode(loaded.name, loaded.model, items, params.audio.hop_length,
                         float("inf"), torch.device("cpu"), args.temperature)
     info = json.loads(run_file.read_text()) | gen | {"vocoded_on": "cpu"}
@@ -258,19 +246,20 @@ def score(args) -> None:
         if run_file.with_suffix(".npz").is_file():
             audio[label(runs[-1])] = dict(np.load(run_file.with_suffix(".npz")))
     with tempfile.TemporaryDirectory() as work:
-        items = test_items(unpacked(Path(args.data), Path(work)), args.utterances)
+        data = unpacked(Path(args.data), Path(work))
+        items = test_utterances(data / "split", data / "features", args.utterances)
     rows = []
     for u in items:
-        systems = {"recording": u["audio"],
-                   "griffin_lim": griffin_lim(torch.from_numpy(u["mel"]), audio_cfg,
+        systems = {"recording": u.audio,
+                   "griffin_lim": griffin_lim(torch.from_numpy(u.mel), audio_cfg,
                                               n_iter=GRIFFIN_LIM_ITERS).numpy()}
-        systems |= {name: clips[u["id"]] for name, clips in audio.items() if u["id"] in clips}
+        systems |= {name: clips[u.id] for name, clips in audio.items() if u.id in clips}
         for system, wav in systems.items():
-            s = judge(wav, u["text"])
-            rows.append({"system": system, "id": u["id"], "seconds": u["seconds"],
-                         "log_mel_l1": log_mel_distance(wav, u["audio"], audio_cfg),
+            s = judge(wav, u.normalized)
+            rows.append({"system": system, "id": u.id, "seconds": u.seconds,
+                         "log_mel_l1": log_mel_distance(wav, u.audio, audio_cfg),
                          "wer": s["wer"], "mos": s["mos"], "heard": s["heard"]})
-            print(f"  {system} {u['id']}: WER {s['wer']:.2f} MOS {s['mos']:.2f} "
+            print(f"  {system} {u.id}: WER {s['wer']:.2f} MOS {s['mos']:.2f} "
                   f"heard {s['heard']!r}", flush=True)
     table = []
     for run in [{"vocoder": "recording"}, {"vocoder": "griffin_lim"}] + runs:
