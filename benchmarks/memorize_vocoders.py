@@ -3,6 +3,7 @@
     python -m benchmarks.memorize_vocoders [--clips lj builtin] [--vocoders wavegrad ...]
         [--minutes 30] [--eval-every 1000] [--max-steps 6000]
         [--set wavegrad.mel_channels=192 wavegrad.lr=3e-3 ...]
+        [--keep DIR] [--teacher FILE]
 
 Each vocoder trains through the one loop (`tts.train.Trainer`, via `tts.memorize`) on
 one clip, at the size and recipe of params.yaml (the default model; only `steps` and the
@@ -16,7 +17,9 @@ and scores it: log-mel L1 to the recording, Whisper tiny.en WER against the tran
 and DistillMOS. A vocoder passes when WER <= 0.2 and its MOS is within 0.5 of
 Griffin-Lim's (32 iterations) on the same clip; training stops at the first pass or
 when `--minutes` of training (or `--max-steps`) are spent. The Parallel WaveNet student
-distills from the WaveNet teacher trained just before it on the same clip. Clips:
+distills from the WaveNet teacher trained just before it on the same clip, or from
+`--teacher FILE` (a WaveNet model file, e.g. one `--keep DIR` wrote: DIR/CLIP_NAME.pt
+holds each trained vocoder, so students can be compared against one teacher). Clips:
 LJ001-0002 from ../shared/data/ljspeech-mini and the first utterance of a builtin corpus
 synthesized with the default `data.builtin` params (engine included; 2 utterances, the
 first is used).
@@ -24,6 +27,8 @@ first is used).
 Rows: one per vocoder and clip, with the steps and training minutes at the pass (or at
 the end), the scores there, the recording's and Griffin-Lim's scores for reference, and
 `curve`: the scores at every evaluation, so the results show how the copy improved, with
+`rms_ratio`, the copy's loudness against the recording's (a student that whispers shows
+here first), and
 `clip_loss`, the network's own loss terms on the whole clip (the WaveNet's teacher-forced
 bits per sample tell "learned the clip" from "learned linear prediction": an order-32
 linear predictor fitted to LJ001-0002 needs 10.3 bits, `tts.memorize.linear_prediction_bits`).
@@ -46,6 +51,7 @@ import yaml
 
 import models
 from benchmarks.harness import print_table, write_results
+from tts import checkpoint as ckpt
 from tts.audio import griffin_lim
 from tts.config import BuiltinCorpusConfig, build, load_params, to_dict
 from tts.memorize import (clip_data, clip_features, clip_loss, copy_synthesis,
@@ -61,7 +67,14 @@ VOCODERS = ("wavegrad", "wavenet", "parallel_wavenet")  # the student needs the 
 MAX_WER = 0.2
 MAX_MOS_GAP = 0.5
 GRIFFIN_LIM_ITERS = 32
-CURVE_FIELDS = ("steps", "train_min", "log_mel_l1", "wer", "mos", "clip_loss")  # per evaluation
+CURVE_FIELDS = ("steps", "train_min", "log_mel_l1", "rms_ratio", "wer", "mos",
+                "clip_loss")  # per evaluation
+
+
+def rms_ratio(audio, real) -> float:
+    """Loudness of a copy against the recording: RMS(copy) / RMS(recording)."""
+    audio, real = np.asarray(audio, dtype=np.float64), np.asarray(real, dtype=np.float64)
+    return float(np.sqrt(np.mean(audio ** 2) / max(np.mean(real ** 2), np.finfo(float).tiny)))
 
 
 def load_clips(names: list[str], workdir: Path, audio_cfg) -> list[dict]:
@@ -171,6 +184,7 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
                "settings": settings, **sampling, "steps": stop, "train_min": trained / 60,
                "wall_min": wall / 60,
                "log_mel_l1": log_mel_distance(audio, clip["feats"]["audio"], audio_cfg),
+               "rms_ratio": rms_ratio(audio, clip["feats"]["audio"]),
                "wer": score["wer"], "mos": score["mos"], "gl_mos": reference_mos,
                "passed": bool(score["wer"] <= MAX_WER
                               and score["mos"] >= reference_mos - MAX_MOS_GAP),
@@ -178,11 +192,16 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
         curve.append({k: row[k] for k in CURVE_FIELDS})
         row["curve"] = curve
         print(f"  {name} on {clip['clip']}: step {stop}, {trained / 60:.1f} min, log-mel L1 "
-              f"{row['log_mel_l1']:.3f}, WER {row['wer']:.2f}, MOS {row['mos']:.2f} "
+              f"{row['log_mel_l1']:.3f}, loudness x{row['rms_ratio']:.2f}, WER {row['wer']:.2f}, MOS {row['mos']:.2f} "
               f"(Griffin-Lim {reference_mos:.2f}), heard {score['heard']!r}, loss on the clip "
               f"{ {k: round(v, 3) for k, v in row['clip_loss'].items()} }", flush=True)
         if row["passed"] or trained > args.minutes * 60:
             break
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        ckpt.save_atomic(ckpt.model_payload(name, model_cfg, trainer.model, row["steps"], "",
+                                            clip=clip["id"], settings=settings),
+                         args.keep / f"{clip['clip']}_{name}.pt")
     return row, trainer.model.eval()
 
 
@@ -199,10 +218,21 @@ def main() -> None:
                         help="NETWORK.FIELD=VALUE: change a training or architecture field")
     parser.add_argument("--temperature", type=float, default=1.0,
                         help="sampling vocoders' noise scale in copy synthesis (synth.temperature)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="save each trained vocoder as DIR/CLIP_NAME.pt")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="a trained WaveNet model file for the student to distill from "
+                             "(instead of the wavenet trained in this run)")
     parser.add_argument("--results", default=NAME,
                         help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args()
     args.settings = parse_settings(args.settings)
+    given_teacher = None
+    if args.teacher is not None:
+        loaded = ckpt.load_model(args.teacher)
+        if loaded.name != "wavenet":
+            raise SystemExit(f"--teacher {args.teacher} holds a {loaded.name}, not a wavenet")
+        given_teacher = loaded.model.requires_grad_(False)
     torch.set_num_threads(1)
     params = load_params(ROOT / "params.yaml")
     audio_cfg = params.audio
@@ -218,13 +248,14 @@ def main() -> None:
                 score = judge(audio, clip["text"])
                 rows.append({"vocoder": system, "clip": clip["clip"],
                              "log_mel_l1": log_mel_distance(audio, real, audio_cfg),
+                             "rms_ratio": rms_ratio(audio, real),
                              "wer": score["wer"], "mos": score["mos"], "heard": score["heard"]})
             gl_mos = rows[-1]["mos"]
-            teacher = None
+            teacher = given_teacher
             for name in args.vocoders:
                 if name == "parallel_wavenet" and teacher is None:
                     print("skipping parallel_wavenet: it distills from the wavenet trained "
-                          "in this run (add wavenet to --vocoders)")
+                          "in this run (add wavenet to --vocoders) or from --teacher FILE")
                     continue
                 row, model = memorize(name, clip, params, judge, gl_mos, args,
                                       tmp / clip["clip"], teacher if name ==
