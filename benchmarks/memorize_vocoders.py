@@ -192,7 +192,8 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
         curve.append({k: row[k] for k in CURVE_FIELDS})
         row["curve"] = curve
         print(f"  {name} on {clip['clip']}: step {stop}, {trained / 60:.1f} min, log-mel L1 "
-              f"{row['log_mel_l1']:.3f}, loudness x{row['rms_ratio']:.2f}, WER {row['wer']:.2f}, MOS {row['mos']:.2f} "
+              f"{row['log_mel_l1']:.3f}, loudness x{row['rms_ratio']:.2f}, WER {row['wer']:.2f}, "
+              f"MOS {row['mos']:.2f} "
               f"(Griffin-Lim {reference_mos:.2f}), heard {score['heard']!r}, loss on the clip "
               f"{ {k: round(v, 3) for k, v in row['clip_loss'].items()} }", flush=True)
         if row["passed"] or trained > args.minutes * 60:

@@ -19,11 +19,30 @@ reported per sample in nats. The teacher's continuous mixture density is used fo
 cross-entropy: the student is continuous, and with the teacher's log-scale floor its
 logistics are far wider than a 16-bit bin. A multi-resolution STFT loss against the real
 audio (`tts.audio.stft_distance`) plays the role of the paper's power loss by default;
-`power_loss: average_power` selects the paper's (time-averaged power spectrum). Measured
-on one LJSpeech clip (issue 13: teacher 300 steps, student 150, default sizes), the paper's
-loss is no better: log-mel L1 of the student's copy 1.85 vs 1.81 (weight 0.1) and 1.83 vs
-1.77 (weight 1.0), KL 0.25 vs 0.21 and 0.27 vs 0.40 nats (untrained student: 2.77, KL
-1.57); with either, the student comes out 6-10x quieter than the recording.
+`power_loss: average_power` selects the paper's (time-averaged power spectrum) and
+`stft_loudness` adds the log frame-energy distance (`tts.audio.loudness_distance`).
+
+Why the student whispers (issue 13, one LJSpeech clip, a teacher that Whisper hears): the
+student's copies come out 10-15x quieter than the recording whatever the power loss and
+its weight (stft 0.1 / 1 / 10, average_power 1 / 10: RMS x0.06-0.11 after 1,000 steps).
+Its untrained output is all noise path, z * s_tot at the recording's loudness; the KL
+first shrinks s_tot towards the teacher's conditional spread (log-scale -3 -> -5.8), and
+the loudness goes with it before the mean path has learned a waveform. Being quiet is
+then a local optimum: the teacher's log-density of the recording itself is -4.32 nats
+per sample, of the recording at a tenth of its level -3.69, of silence -3.73, and of the
+student's own samples -2.4 to -3.5 (its cross-entropy in these runs): a faint signal costs the student less than the noisy
+speech it could make instead. The STFT power loss does not hold it
+back: its log-magnitude term scores flat-spectrum noise better the quieter it is (white
+noise against the clip: 5.35 at the recording's RMS, 3.40 at a tenth), and the paper's
+power spectrum loss saturates (relative error -> 1) with a gradient that vanishes with
+the amplitude. `loudness_distance` is least at the recording's level with a gradient that
+stays; with it (weight 1) and flows that span a pitch period, the copy gets louder as it
+trains (RMS x0.19 -> 0.25 over 1,000-3,000 steps) but is not yet heard. The default flows
+(4, 4, 4, 6 layers of kernel 2) see 109 samples of noise in all, less than one pitch
+period of LJSpeech's voice (median 114 samples, up to 179) and of the builtin voice
+(129, up to 168): they cannot make a periodic wave from the noise, only shaped noise.
+The paper's flows (10, 10, 10, 30) see 6,139. The README's "Vocoders on one clip" has
+the runs.
 """
 
 from __future__ import annotations
@@ -36,12 +55,12 @@ from torch import nn
 from models.wavenet import (Upsampler, WaveNet, WaveNetStack, at_least_float32, check_segments,
                             log_density, logistic_noise, normalize_mel, stack_widths,
                             validate_stack)
-from tts.audio import DEFAULT_STFT_RESOLUTIONS, stft_distance
+from tts.audio import DEFAULT_STFT_RESOLUTIONS, loudness_distance, stft_distance
 from tts.contract import ConfigError
 
 FLOW_PARAMS = 2  # shift, log-scale
 LOGISTIC_ENTROPY = 2.0  # entropy of a logistic of scale s is log s + 2 (nats)
-POWER_LOSSES = ("stft", "average_power")
+POWER_LOSSES = ("stft", "stft_loudness", "average_power")
 
 
 @dataclass(frozen=True)
@@ -58,8 +77,9 @@ class ParallelWaveNetConfig:
     n_samples: int = 4  # student draws per time step in the cross-entropy estimate
     power_weight: float = 0.1  # weight of the power loss
     # the power loss: "stft" = multi-resolution STFT distance (spectral convergence + log
-    # magnitude, per frame); "average_power" = the paper's: squared error of the power
-    # spectrum |STFT|^2 averaged over frames, relative to the recording's (scale-free)
+    # magnitude, per frame); "stft_loudness" = that + the log frame-energy distance
+    # (`tts.audio.loudness_distance`); "average_power" = the paper's: squared error of the
+    # power spectrum |STFT|^2 averaged over frames, relative to the recording's (scale-free)
     power_loss: str = "stft"
     # (n_fft, hop, win) each; default: the project's multi-resolution STFT (tts.audio)
     power_resolutions: tuple[tuple[int, int, int], ...] = DEFAULT_STFT_RESOLUTIONS
@@ -189,6 +209,9 @@ class ParallelWaveNet(nn.Module):
         kl = cross_entropy - entropy
         if self.cfg.power_loss == "stft":
             power = stft_distance(x, audio, self.cfg.power_resolutions)
+        elif self.cfg.power_loss == "stft_loudness":
+            power = (stft_distance(x, audio, self.cfg.power_resolutions)
+                     + loudness_distance(x, audio, self.cfg.power_resolutions))
         else:
             power = average_power_distance(x, audio, self.cfg.power_resolutions)
         return {"loss": kl + self.cfg.power_weight * power, "kl": kl,

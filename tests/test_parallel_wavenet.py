@@ -10,7 +10,7 @@ import torch
 
 from models.parallel_wavenet import (ParallelWaveNet, ParallelWaveNetConfig,
                                      average_power_distance)
-from models.wavenet import WaveNet, WaveNetConfig
+from models.wavenet import WaveNet, WaveNetConfig, logistic_noise
 from tests.overfit import overfit
 from tts.config import AudioConfig, ConfigError
 
@@ -75,6 +75,51 @@ def test_the_papers_power_loss_compares_time_averaged_power():
     student.bind_teacher(tiny_teacher())
     out = student.loss(segment(16))
     assert math.isfinite(out["power"].item()) and out["power"] > 0
+
+
+@pytest.mark.parametrize("clip", ["LJ001-0002", "LJ001-0010"])
+def test_loudness_term_scores_whispering_noise_worse(mini_corpus, clip):
+    """Issue 13: the distilled student whispers (its copies 10-15x quieter than the
+    recording). Noise with a flat spectrum is what a student makes before it shapes its
+    output; against real speech, `stft_distance` scores such noise better the quieter it
+    is, so as a power loss it pulls the student down. The loudness term must not: it is
+    least at the recording's level and falls all the way there."""
+    from tts.audio import load_wav, loudness_distance, stft_distance
+
+    cfg = AudioConfig()
+    speech = torch.from_numpy(load_wav(mini_corpus / "wavs" / f"{clip}.wav",
+                                       cfg.sample_rate))[None]
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(speech.shape, generator=g) * speech.std()
+    gains = (3.0, 1.0, 0.3, 0.1, 0.03)
+    loudness = [loudness_distance(g * noise, speech).item() for g in gains]
+    assert loudness.index(min(loudness)) == gains.index(1.0)
+    assert loudness[1] < loudness[2] < loudness[3] < loudness[4]
+    stft = [stft_distance(g * noise, speech).item() for g in gains]
+    assert stft[1] > stft[2] > stft[3] > stft[4]  # the whisper pull the term is there for
+    quiet = (0.03 * noise).requires_grad_()
+    loudness_distance(quiet, speech).backward()
+    gain_gradient = (quiet.grad * quiet).sum().item()  # d loss / d log gain
+    assert gain_gradient < -0.5  # still pulls a whisper up: no vanishing gradient
+
+
+def test_stft_loudness_power_loss_adds_the_loudness_term():
+    from tts.audio import loudness_distance, stft_distance
+
+    plain, loud = tiny_student(), tiny_student(power_loss="stft_loudness")
+    for student in (plain, loud):
+        student.bind_teacher(tiny_teacher())
+    batch = segment(16)
+    torch.manual_seed(3)
+    a = plain.loss(batch)
+    torch.manual_seed(3)
+    b = loud.loss(batch)
+    torch.manual_seed(3)
+    x = loud(logistic_noise(batch["audio"].shape, batch["audio"]), batch["mel"])[0]
+    expected = (stft_distance(x, batch["audio"], TINY_RESOLUTIONS)
+                + loudness_distance(x, batch["audio"], TINY_RESOLUTIONS))
+    assert torch.allclose(b["power"], expected, rtol=1e-5)
+    assert torch.allclose(a["kl"], b["kl"]) and b["power"] > a["power"]
 
 
 def test_reported_log_scale_is_the_flow_log_determinant():

@@ -221,6 +221,26 @@ def stft_distance(x: torch.Tensor, y: torch.Tensor,
     return total / len(resolutions)
 
 
+def loudness_distance(x: torch.Tensor, y: torch.Tensor,
+                      resolutions=DEFAULT_STFT_RESOLUTIONS) -> torch.Tensor:
+    """Mean |log frame energy(x) - log frame energy(y)|, x and y (..., N), per resolution
+    (frame energy: the sum of |STFT|^2 over frequency), averaged over resolutions.
+
+    A loudness envelope: for white noise against speech it is least at the speech's own
+    level, and its gradient does not vanish as x goes quiet (log energy), unlike the
+    log-magnitude term of `stft_distance`, which scores flat-spectrum noise better the
+    quieter it is (speech's quiet bins outnumber its loud ones), and unlike a linear power
+    spectrum, whose gradient shrinks with the amplitude.
+    """
+    total = x.new_zeros(())
+    for n_fft, hop, win in resolutions:
+        ex = _stft_magnitude(x, n_fft, hop, win).pow(2).sum(-2)  # (..., T)
+        ey = _stft_magnitude(y, n_fft, hop, win).pow(2).sum(-2)
+        floor = STFT_EPS ** 2 * (n_fft // 2 + 1)
+        total = total + (torch.log(ex + floor) - torch.log(ey + floor)).abs().mean()
+    return total / len(resolutions)
+
+
 # --------------------------------------------------------------------------- Griffin-Lim
 
 
