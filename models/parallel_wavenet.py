@@ -22,27 +22,27 @@ audio (`tts.audio.stft_distance`) plays the role of the paper's power loss by de
 `power_loss: average_power` selects the paper's (time-averaged power spectrum) and
 `stft_loudness` adds the log frame-energy distance (`tts.audio.loudness_distance`).
 
-Why the student whispers (issue 13, one LJSpeech clip, a teacher that Whisper hears): the
-student's copies come out 10-15x quieter than the recording whatever the power loss and
-its weight (stft 0.1 / 1 / 10, average_power 1 / 10: RMS x0.06-0.11 after 1,000 steps).
-Its untrained output is all noise path, z * s_tot at the recording's loudness; the KL
-first shrinks s_tot towards the teacher's conditional spread (log-scale -3 -> -5.8), and
-the loudness goes with it before the mean path has learned a waveform. Being quiet is
-then a local optimum: the teacher's log-density of the recording itself is -4.32 nats
-per sample, of the recording at a tenth of its level -3.69, of silence -3.73, and of the
-student's own samples -2.4 to -3.5 (its cross-entropy in these runs): a faint signal costs the student less than the noisy
-speech it could make instead. The STFT power loss does not hold it
-back: its log-magnitude term scores flat-spectrum noise better the quieter it is (white
-noise against the clip: 5.35 at the recording's RMS, 3.40 at a tenth), and the paper's
-power spectrum loss saturates (relative error -> 1) with a gradient that vanishes with
-the amplitude. `loudness_distance` is least at the recording's level with a gradient that
-stays; with it (weight 1) and flows that span a pitch period, the copy gets louder as it
-trains (RMS x0.19 -> 0.25 over 1,000-3,000 steps) but is not yet heard. The default flows
-(4, 4, 4, 6 layers of kernel 2) see 109 samples of noise in all, less than one pitch
-period of LJSpeech's voice (median 114 samples, up to 179) and of the builtin voice
-(129, up to 168): they cannot make a periodic wave from the noise, only shaped noise.
-The paper's flows (10, 10, 10, 30) see 6,139. The README's "Vocoders on one clip" has
-the runs.
+Why the student whispers (issue 13, one LJSpeech clip, a teacher that Whisper hears):
+the student's copies come out 10-15x quieter than the recording whatever the power loss
+and its weight (stft 0.1 / 1 / 10, average_power 1 / 10: RMS x0.06-0.11 after 1,000
+steps). Its untrained output is all noise path, z * s_tot at the recording's loudness;
+the KL first shrinks s_tot towards the teacher's conditional spread (log-scale -3 ->
+-5.8), and the loudness goes with it before the mean path has learned a waveform. Being
+quiet is then a local optimum: the teacher's log-density of the recording itself is
+-4.32 nats per sample, of the recording at a tenth of its level -3.69, of silence -3.73,
+and of the student's own samples -2.4 to -3.5 (its cross-entropy in these runs): a faint
+signal costs the student less than the noisy speech it could make instead. The STFT
+power loss does not hold it back: its log-magnitude term scores flat-spectrum noise
+better the quieter it is (white noise against the clip: 5.35 at the recording's RMS,
+3.40 at a tenth), and the paper's power spectrum loss saturates (relative error -> 1)
+with a gradient that vanishes with the amplitude. `loudness_distance` is least at the
+recording's level with a gradient that stays; with it (weight 1) and flows that span a
+pitch period, the copy gets louder as it trains (RMS x0.19 -> 0.25 over 1,000-3,000
+steps) but is not yet heard. The default flows (4, 4, 4, 6 layers of kernel 2) see 109
+samples of noise in all, less than one pitch period of LJSpeech's voice (median 114
+samples, up to 179) and of the builtin voice (129, up to 168): they cannot make a
+periodic wave from the noise, only shaped noise. The paper's flows (10, 10, 10, 30) see
+6,139. The README's "Vocoders on one clip" has the runs.
 """
 
 from __future__ import annotations
