@@ -28,10 +28,12 @@ Rows: one per vocoder and clip, with the steps and training minutes at the pass 
 the end), the scores there, the recording's and Griffin-Lim's scores for reference, and
 `curve`: the scores at every evaluation, so the results show how the copy improved, with
 `rms_ratio`, the copy's loudness against the recording's (a student that whispers shows
-here first), and
-`clip_loss`, the network's own loss terms on the whole clip (the WaveNet's teacher-forced
+here first), and `clip_loss`, the network's own loss terms on the whole clip (the WaveNet's teacher-forced
 bits per sample tell "learned the clip" from "learned linear prediction": an order-32
 linear predictor fitted to LJ001-0002 needs 10.3 bits, `tts.memorize.linear_prediction_bits`).
+WaveNet and student rows add `density_by_level`: the (trained or given) teacher's
+log-density of the recording at full, 0.3x and 0.1x level and of silence, what the
+density distillation rewards a student for.
 Minutes (`train_min`, and the `--minutes` budget) are the CPU time of training on one
 torch thread, so other work on a shared machine does not inflate them; `wall_min` is the
 wall time it took.
@@ -51,6 +53,7 @@ import yaml
 
 import models
 from benchmarks.harness import print_table, write_results
+from models.wavenet import log_density
 from tts import checkpoint as ckpt
 from tts.audio import griffin_lim
 from tts.config import BuiltinCorpusConfig, build, load_params, to_dict
@@ -69,6 +72,22 @@ MAX_MOS_GAP = 0.5
 GRIFFIN_LIM_ITERS = 32
 CURVE_FIELDS = ("steps", "train_min", "log_mel_l1", "rms_ratio", "wer", "mos",
                 "clip_loss")  # per evaluation
+# gains of the recording whose teacher log-density `density_by_level` reports (0: silence)
+DENSITY_LEVELS = (1.0, 0.3, 0.1, 0.0)
+
+
+@torch.no_grad()
+def density_by_level(teacher, audio, mel) -> dict[str, float]:
+    """What the teacher rewards a student for: the mean continuous log-density (nats per
+    sample, higher = likelier; the density distillation's cross-entropy is its negative)
+    of the recording scaled by each of DENSITY_LEVELS, the teacher reading that signal as
+    its past. A teacher under which a quieter copy is likelier than the recording invites
+    a whispering student."""
+    audio = torch.as_tensor(audio, dtype=torch.float32)[None]  # (1, N)
+    mel = torch.as_tensor(mel, dtype=torch.float32)[None]  # (1, n_mels, T)
+    return {f"x{gain:g}": float(log_density(*teacher.mixture(gain * audio, mel),
+                                            gain * audio).mean())
+            for gain in DENSITY_LEVELS}
 
 
 def rms_ratio(audio, real) -> float:
@@ -198,6 +217,10 @@ def memorize(name: str, clip: dict, params, judge: Judge, reference_mos: float, 
               f"{ {k: round(v, 3) for k, v in row['clip_loss'].items()} }", flush=True)
         if row["passed"] or trained > args.minutes * 60:
             break
+    judged = trainer.model if name == "wavenet" else teacher  # the student's teacher
+    if judged is not None:
+        row["density_by_level"] = density_by_level(judged, clip["feats"]["audio"],
+                                                   clip["feats"]["mel"])
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         ckpt.save_atomic(ckpt.model_payload(name, model_cfg, trainer.model, row["steps"], "",
@@ -264,7 +287,7 @@ def main() -> None:
                 rows.append(row)
                 if name == "wavenet":
                     teacher = model.requires_grad_(False)
-    hidden = ("heard", "settings", "curve", "clip_loss")
+    hidden = ("heard", "settings", "curve", "clip_loss", "density_by_level")
     print_table([{k: v for k, v in r.items() if k not in hidden} for r in rows])
     path = write_results(args.results, rows, minutes_budget=args.minutes,
                          eval_every=args.eval_every,

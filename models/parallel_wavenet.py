@@ -28,10 +28,14 @@ and its weight (stft 0.1 / 1 / 10, average_power 1 / 10: RMS x0.06-0.11 after 1,
 steps). Its untrained output is all noise path, z * s_tot at the recording's loudness;
 the KL first shrinks s_tot towards the teacher's conditional spread (log-scale -3 ->
 -5.8), and the loudness goes with it before the mean path has learned a waveform. Being
-quiet is then a local optimum: the teacher's log-density of the recording itself is
--4.32 nats per sample, of the recording at a tenth of its level -3.69, of silence -3.73,
-and of the student's own samples -2.4 to -3.5 (its cross-entropy in these runs): a faint
-signal costs the student less than the noisy speech it could make instead. The STFT
+quiet is then a local optimum. In cross-entropy under the teacher (its negative
+log-density, nats per sample; `density_by_level` in benchmarks/memorize_vocoders.py),
+a teacher that memorized the clip (8,000 steps) scores the recording itself -4.51, the
+recording at a tenth of its level -3.42, silence -3.54, and the student's own samples
+-1.0 to -1.3 (-2.4 to -3.5 under an earlier 6,000-step teacher): the recording is the
+teacher's best, but a faint signal costs the student less than the noisy speech it can
+make on its way there. Half-way through that teacher's training (4,000 steps) silence
+even beat the recording (-3.87 against -3.82). The STFT
 power loss does not hold it back: its log-magnitude term scores flat-spectrum noise
 better the quieter it is (white noise against the clip: 5.35 at the recording's RMS,
 3.40 at a tenth), and the paper's power spectrum loss saturates (relative error -> 1)
