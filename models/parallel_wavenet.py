@@ -28,25 +28,25 @@ and its weight (stft 0.1 / 1 / 10, average_power 1 / 10: RMS x0.06-0.11 after 1,
 steps). Its untrained output is all noise path, z * s_tot at the recording's loudness;
 the KL first shrinks s_tot towards the teacher's conditional spread (log-scale -3 ->
 -5.8), and the loudness goes with it before the mean path has learned a waveform. Being
-quiet is then a local optimum. In cross-entropy under the teacher (its negative
-log-density, nats per sample; `density_by_level` in benchmarks/memorize_vocoders.py),
-a teacher that memorized the clip (8,000 steps) scores the recording itself -4.51, the
-recording at a tenth of its level -3.42, silence -3.54, and the student's own samples
--1.0 to -1.3 (-2.4 to -3.5 under an earlier 6,000-step teacher): the recording is the
-teacher's best, but a faint signal costs the student less than the noisy speech it can
-make on its way there. Half-way through that teacher's training (4,000 steps) silence
-even beat the recording (-3.87 against -3.82). The STFT
-power loss does not hold it back: its log-magnitude term scores flat-spectrum noise
-better the quieter it is (white noise against the clip: 5.35 at the recording's RMS,
-3.40 at a tenth), and the paper's power spectrum loss saturates (relative error -> 1)
-with a gradient that vanishes with the amplitude. `loudness_distance` is least at the
-recording's level with a gradient that stays; with it (weight 1) and flows that span a
-pitch period, the copy gets louder as it trains (RMS x0.19 -> 0.25 over 1,000-3,000
-steps) but is not yet heard. The default flows (4, 4, 4, 6 layers of kernel 2) see 109
-samples of noise in all, less than one pitch period of LJSpeech's voice (median 114
-samples, up to 179) and of the builtin voice (129, up to 168): they cannot make a
-periodic wave from the noise, only shaped noise. The paper's flows (10, 10, 10, 30) see
-6,139. The README's "Vocoders on one clip" has the runs.
+quiet is then a local optimum. In cross-entropy under the teacher (its negative log-
+density, nats per sample; `density_by_level` in benchmarks/memorize_vocoders.py), a
+teacher that memorized the clip (8,000 steps) scores the recording itself -4.51, the
+recording at a tenth of its level -3.42, silence -3.54, and its students' samples -1.0
+to -1.3 (a louder student) or -2.5 to -3.2 (the whispering default one): the recording
+is the teacher's best, but a faint signal costs the student less than the noisy speech
+it can make on its way there. Half-way through that teacher's training (4,000 steps)
+silence even beat the recording (-3.87 against -3.82). The STFT power loss does not hold
+it back: its log-magnitude term scores flat-spectrum noise better the quieter it is
+(white noise against the clip: 5.35 at the recording's RMS, 3.40 at a tenth), and the
+paper's power spectrum loss saturates (relative error -> 1) with a gradient that
+vanishes with the amplitude. `loudness_distance` is least at the recording's level with
+a gradient that stays; with it (weight 1) and flows that span a pitch period, the copy
+gets louder as it trains (RMS x0.19 -> 0.25 over 1,000-3,000 steps) but is not yet
+heard. The default flows (4, 4, 4, 6 layers of kernel 2) see 109 samples of noise in
+all, less than one pitch period of LJSpeech's voice (median 114 samples, up to 179) and
+of the builtin voice (129, up to 168): they cannot make a periodic wave from the noise,
+only shaped noise. The paper's flows (10, 10, 10, 30) see 6,139. The README's "Vocoders
+on one clip" has the runs.
 """
 
 from __future__ import annotations
