@@ -28,9 +28,10 @@ Rows: one per vocoder and clip, with the steps and training minutes at the pass 
 the end), the scores there, the recording's and Griffin-Lim's scores for reference, and
 `curve`: the scores at every evaluation, so the results show how the copy improved, with
 `rms_ratio`, the copy's loudness against the recording's (a student that whispers shows
-here first), and `clip_loss`, the network's own loss terms on the whole clip (the WaveNet's teacher-forced
-bits per sample tell "learned the clip" from "learned linear prediction": an order-32
-linear predictor fitted to LJ001-0002 needs 10.3 bits, `tts.memorize.linear_prediction_bits`).
+here first), and `clip_loss`, the network's own loss terms on the whole clip (the
+WaveNet's teacher-forced bits per sample tell "learned the clip" from "learned linear
+prediction": an order-32 linear predictor fitted to LJ001-0002 needs 10.3 bits,
+`tts.memorize.linear_prediction_bits`).
 WaveNet and student rows add `density_by_level`: the (trained or given) teacher's
 log-density of the recording at full, 0.3x and 0.1x level and of silence, what the
 density distillation rewards a student for.

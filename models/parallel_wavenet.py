@@ -28,8 +28,8 @@ and its weight (stft 0.1 / 1 / 10, average_power 1 / 10: RMS x0.06-0.11 after 1,
 steps). Its untrained output is all noise path, z * s_tot at the recording's loudness;
 the KL first shrinks s_tot towards the teacher's conditional spread (log-scale -3 ->
 -5.8), and the loudness goes with it before the mean path has learned a waveform. Being
-quiet is then a local optimum. In cross-entropy under the teacher (its negative log-
-density, nats per sample; `density_by_level` in benchmarks/memorize_vocoders.py), a
+quiet is then a local optimum. In cross-entropy under the teacher (its negative
+log-density, nats per sample; `density_by_level` in benchmarks/memorize_vocoders.py), a
 teacher that memorized the clip (8,000 steps) scores the recording itself -4.51, the
 recording at a tenth of its level -3.42, silence -3.54, and its students' samples -1.0
 to -1.3 (a louder student) or -2.5 to -3.2 (the whispering default one): the recording
